@@ -1,0 +1,192 @@
+"""The contract every performance predictor follows, and its safetensors + JSON persistence.
+
+A predictor estimates, without calling any LLM, how well each candidate model would
+answer a prompt. Like a scikit-learn estimator, its constructor only stores settings,
+``fit`` learns from a ``RoutingDataset`` and ``predict`` answers with a prompts x models
+array of expected quality in [0, 1]. ``save``/``load`` write a directory holding
+``config.json`` and ``weights.safetensors``; nothing is pickled.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+import warnings
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+from safetensors import SafetensorError
+from safetensors.numpy import load_file, save_file
+
+from routoo.data.dataset import RoutingDataset
+from routoo.errors import PredictorError, PredictorLoadError
+from routoo.prompts import PROMPT_VIEWS, Prompt, PromptView, prompt_texts
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "weights.safetensors"
+FORMAT_VERSION = 1
+
+P = TypeVar("P", bound="Predictor")
+
+
+class Predictor(ABC):
+    """Base class: subclasses implement ``_fit``, ``_predict_texts``, ``_state``, ``_set_state``.
+
+    Fitted attributes end in an underscore: ``models_`` (model names, the column order of
+    ``predict``), ``train_fingerprint_`` (the training data's content hash) and
+    ``output_tokens_`` (mean output tokens per model in the training data, where known).
+    """
+
+    kind: ClassVar[str]
+
+    def __init__(self, prompt_view: PromptView = "last_user") -> None:
+        self.prompt_view = prompt_view
+
+    # ----------------------------------------------------------------- public contract
+    def fit(self: P, dataset: RoutingDataset) -> P:
+        """Learn from ``dataset``'s quality records (and its battles, where the kind uses them)."""
+        if self.prompt_view not in PROMPT_VIEWS:
+            raise PredictorError(f"unknown prompt_view {self.prompt_view!r}; use one of {PROMPT_VIEWS}")
+        self.models_ = list(dataset.models)
+        self.train_fingerprint_ = dataset.fingerprint()
+        self.output_tokens_ = _mean_output_tokens(dataset)
+        self._fit(dataset)
+        return self
+
+    def predict(self, prompts: Sequence[Prompt]) -> np.ndarray:
+        """Expected quality of every model on every prompt: shape (len(prompts), len(models_))."""
+        self._check_fitted()
+        if isinstance(prompts, str):
+            raise PredictorError("predict takes a sequence of prompts, not one string")
+        if len(prompts) == 0:
+            return np.zeros((0, len(self.models_)))
+        scores = self._predict_texts(prompt_texts(prompts, self.prompt_view))
+        return np.clip(np.asarray(scores, dtype=np.float64), 0.0, 1.0)
+
+    @property
+    def models(self) -> list[str]:
+        self._check_fitted()
+        return list(self.models_)
+
+    def get_params(self) -> dict[str, Any]:
+        """Constructor settings, as scikit-learn's ``get_params`` (JSON-serialisable)."""
+        names = [
+            name
+            for cls in type(self).__mro__
+            if "__init__" in vars(cls)
+            for name in inspect.signature(cls.__init__).parameters
+            if name not in ("self", "args", "kwargs")
+        ]
+        return {name: getattr(self, name) for name in dict.fromkeys(names)}
+
+    def save(self, directory: str | Path) -> Path:
+        """Write ``config.json`` and ``weights.safetensors`` into ``directory``."""
+        self._check_fitted()
+        path = Path(directory)
+        path.mkdir(parents=True, exist_ok=True)
+        tensors, extra = self._state()
+        save_file({name: np.ascontiguousarray(array) for name, array in tensors.items()}, path / WEIGHTS_FILE)
+        config = {
+            "routoo_predictor": self.kind,
+            "format_version": FORMAT_VERSION,
+            "params": self.get_params(),
+            "models": self.models_,
+            "train_fingerprint": self.train_fingerprint_,
+            "output_tokens": self.output_tokens_,
+            "state": extra,
+        }
+        (path / CONFIG_FILE).write_text(json.dumps(config, indent=2, allow_nan=False) + "\n")
+        return path
+
+    @classmethod
+    def load(cls: type[P], directory: str | Path) -> P:
+        """Read a directory written by ``save`` of this predictor kind."""
+        path = Path(directory)
+        config = read_config(path)
+        if config["routoo_predictor"] != cls.kind:
+            raise PredictorLoadError(
+                f"{path} holds a {config['routoo_predictor']!r} predictor, not {cls.kind!r}; "
+                "use routoo.load_predictor to load any kind"
+            )
+        try:
+            tensors = load_file(path / WEIGHTS_FILE)
+        except (SafetensorError, OSError, ValueError) as error:
+            raise PredictorLoadError(f"{path / WEIGHTS_FILE} is missing or corrupted: {error}") from error
+        try:
+            predictor = cls(**config["params"])
+        except TypeError as error:
+            raise PredictorLoadError(
+                f"{path / CONFIG_FILE}: settings do not fit {cls.__name__}: {error}"
+            ) from error
+        predictor.models_ = list(config["models"])
+        predictor.train_fingerprint_ = config["train_fingerprint"]
+        predictor.output_tokens_ = config.get("output_tokens") or {}
+        try:
+            predictor._set_state(tensors, config.get("state") or {})
+        except (KeyError, ValueError, RuntimeError) as error:
+            raise PredictorLoadError(f"{path}: weights do not match the config: {error}") from error
+        return predictor
+
+    # ------------------------------------------------------------ subclass interface
+    @abstractmethod
+    def _fit(self, dataset: RoutingDataset) -> None:
+        """Learn; ``models_`` and the other common attributes are already set."""
+
+    @abstractmethod
+    def _predict_texts(self, texts: list[str]) -> np.ndarray:
+        """Scores for prompt texts, shape (len(texts), len(models_))."""
+
+    @abstractmethod
+    def _state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Fitted arrays to save as safetensors, plus small JSON-serialisable extras."""
+
+    @abstractmethod
+    def _set_state(self, tensors: dict[str, np.ndarray], extra: dict[str, Any]) -> None:
+        """Restore what ``_state`` returned."""
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "models_"):
+            raise PredictorError(f"this {type(self).__name__} is not fitted: call fit(dataset) or load(dir)")
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{key}={value!r}" for key, value in self.get_params().items())
+        return f"{type(self).__name__}({params})"
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    """The validated ``config.json`` of a saved predictor directory."""
+    file = path / CONFIG_FILE
+    if not path.is_dir():
+        raise PredictorLoadError(f"{path} is not a directory holding a saved predictor")
+    try:
+        config = json.loads(file.read_text())
+    except FileNotFoundError:
+        raise PredictorLoadError(f"{path} has no {CONFIG_FILE}: it is not a saved Routoo predictor") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise PredictorLoadError(f"{file} is corrupted: {error}") from error
+    if not isinstance(config, dict) or "routoo_predictor" not in config:
+        raise PredictorLoadError(f"{file} is not a Routoo predictor config")
+    if config.get("format_version") != FORMAT_VERSION:
+        raise PredictorLoadError(
+            f"{file} has format version {config.get('format_version')!r}; "
+            f"this Routoo reads version {FORMAT_VERSION}"
+        )
+    for key in ("params", "models", "train_fingerprint"):
+        if key not in config:
+            raise PredictorLoadError(f"{file} lacks {key!r}")
+    return config
+
+
+def _mean_output_tokens(dataset: RoutingDataset) -> dict[str, float]:
+    if dataset.output_tokens is None:
+        return {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns give NaN, as meant
+        means = np.nanmean(dataset.output_tokens, axis=0)
+    return {
+        model: float(mean) for model, mean in zip(dataset.models, means, strict=True) if not math.isnan(mean)
+    }

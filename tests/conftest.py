@@ -1,0 +1,82 @@
+"""Fixtures shared by the whole suite: the real data folder and a planted toy dataset."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def find_shared_data() -> Path | None:
+    """``$ROUTOO_DATA_DIR`` or ``../shared/data`` beside the checkout, if present."""
+    candidates = [os.environ.get("ROUTOO_DATA_DIR"), REPO_ROOT.parent / "shared" / "data"]
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "README.md").is_file():
+            return Path(candidate)
+    return None
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real routing data; tests that use it skip cleanly when it is absent."""
+    path = find_shared_data()
+    if path is None:
+        pytest.skip("../shared/data is not present (set ROUTOO_DATA_DIR to run this test)")
+    return path
+
+
+MATH_TOPICS = ["apples", "trains", "coins", "marbles", "tickets", "boxes", "pencils", "cookies"]
+POEM_TOPICS = ["the ocean", "autumn leaves", "a lonely lighthouse", "the moon", "winter snow", "a garden"]
+
+
+def planted_prompts(n: int, seed: int = 0) -> tuple[list[str], np.ndarray]:
+    """``n`` prompts, half arithmetic word problems and half poetry requests; returns is_math."""
+    rng = random.Random(seed)
+    prompts, is_math = [], []
+    for i in range(n):
+        if i % 2 == 0:
+            a, b = rng.randint(2, 99), rng.randint(2, 99)
+            topic = rng.choice(MATH_TOPICS)
+            prompts.append(f"Sam has {a} {topic} and buys {b} more. How many {topic} does Sam have now?")
+            is_math.append(True)
+        else:
+            topic = rng.choice(POEM_TOPICS)
+            style = rng.choice(["haiku", "sonnet", "short poem", "limerick"])
+            prompts.append(f"Write a {style} about {topic}, full of vivid imagery.")
+            is_math.append(False)
+    return prompts, np.array(is_math)
+
+
+@pytest.fixture
+def planted_dataset():
+    """Three models with a planted pattern: 'math-model' is right on arithmetic, 'poet-model'
+    on poems, 'big-model' on both but costs ten times more."""
+    from routoo.data.dataset import RoutingDataset
+
+    def make(n: int = 120, seed: int = 0, noise: float = 0.0) -> RoutingDataset:
+        prompts, is_math = planted_prompts(n, seed)
+        rng = np.random.default_rng(seed)
+        quality = np.stack([is_math, ~is_math, np.ones(n, dtype=bool)], axis=1).astype(float)
+        flips = rng.random(quality.shape) < noise
+        quality[flips] = 1.0 - quality[flips]
+        cost = np.tile([0.001, 0.001, 0.01], (n, 1))
+        return RoutingDataset(
+            name="planted",
+            prompts=prompts,
+            models=["math-model", "poet-model", "big-model"],
+            quality=quality,
+            cost=cost,
+            input_tokens=np.full(n, 20.0),
+            output_tokens=np.tile([50.0, 80.0, 60.0], (n, 1)),
+            categories=["math" if m else "poetry" for m in is_math],
+            source_ids=[str(i) for i in range(n)],
+        )
+
+    return make
