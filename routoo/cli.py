@@ -1,0 +1,259 @@
+"""The ``routoo`` command line: datasets, eval, train, predict, route, calibrate."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from routoo.errors import ConfigError, RoutooError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except RoutooError as error:
+        print(f"routoo: error: {error}", file=sys.stderr)
+        return 2
+
+
+# ----------------------------------------------------------------------------- commands
+def _datasets(args: argparse.Namespace) -> int:
+    from routoo.data import list_datasets, load_dataset
+
+    rows = []
+    for info in list_datasets(args.data_dir):
+        row: dict[str, Any] = {"name": info.name, "found": str(info.path) if info.path else None}
+        if info.path and not args.no_counts:
+            row.update(load_dataset(info.name, data_dir=args.data_dir).describe())
+        rows.append(row)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'name':<18} {'prompts':>8} {'models':>6} {'records':>9} {'costs':>5}  where")
+    for row in rows:
+        where = row["found"] or "not found (set ROUTOO_DATA_DIR or --data-dir)"
+        print(
+            f"{row['name']:<18} {row.get('prompts', '-'):>8} {row.get('models', '-'):>6} "
+            f"{row.get('records', '-'):>9} {'yes' if row.get('has_cost') else '-':>5}  {where}"
+        )
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from routoo.evaluate import evaluate
+
+    dataset = _load(args)
+    train, test = _split(dataset, args)
+    print(f"{dataset.name}: {len(train)} train / {len(test)} test prompts, {len(dataset.models)} models")
+    routers: dict[str, np.ndarray] = {}
+    for spec in args.predictor:
+        started = time.perf_counter()
+        predictor, label = _predictor_for_eval(spec, train)
+        predictor = _restrict(predictor, test.models, label)
+        routers[label] = predictor.predict(test.prompts)[:, [predictor.models_.index(m) for m in test.models]]
+        print(f"  {label}: ready in {time.perf_counter() - started:.1f} s")
+    report = evaluate(test, routers, cost_estimate=train.mean_cost())
+    print(report.table())
+    if args.json:
+        report.to_json(args.json)
+        print(f"wrote {args.json}")
+    if args.plot:
+        report.plot(args.plot)
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from routoo.predictors import make_predictor
+
+    dataset = _load(args)
+    train = _split(dataset, args)[0] if args.split != "none" else dataset
+    predictor = make_predictor(args.predictor, **_params(args.param))
+    started = time.perf_counter()
+    predictor.fit(train)
+    predictor.save(args.out)
+    print(
+        f"trained {args.predictor} on {len(train)} prompts x {len(train.models)} models "
+        f"in {time.perf_counter() - started:.1f} s; saved to {args.out}"
+    )
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from routoo.data import read_prompts_jsonl
+    from routoo.predictors import load_default, load_predictor
+
+    predictor = load_predictor(args.model) if args.model else load_default()
+    prompts = read_prompts_jsonl(args.prompts)
+    scores = predictor.predict(prompts)
+    lines = [json.dumps(dict(zip(predictor.models_, map(float, row), strict=True))) for row in scores]
+    text = "\n".join(lines) + "\n"
+    if args.out == "-":
+        sys.stdout.write(text)
+    else:
+        Path(args.out).write_text(text)
+        print(f"wrote {len(lines)} predictions to {args.out}", file=sys.stderr)
+    return 0
+
+
+def _route(args: argparse.Namespace) -> int:
+    from routoo.router import Router
+    from routoo.selector import Selector
+
+    selector = Selector(tradeoff=args.tradeoff, quality_floor=args.quality_floor, max_cost=args.max_cost)
+    router = Router(_models(args.models), predictor=args.model, selector=selector)
+    decision = router.route(args.prompt)
+    print(json.dumps(decision.to_dict(), indent=2))
+    return 0
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from routoo.data import read_prompts_jsonl
+    from routoo.router import Router
+    from routoo.selector import calibrate
+
+    router = Router(_models(args.models), predictor=args.model)
+    prompts = read_prompts_jsonl(args.prompts)
+    quality, cost = router.estimate(prompts)
+    strong = router.models.index(args.strong_model) if args.strong_model else None
+    tradeoff = calibrate(quality, cost, args.target, args.value, strong_model_index=strong)
+    print(json.dumps({"tradeoff": tradeoff, "target": args.target, "value": args.value}))
+    return 0
+
+
+# ----------------------------------------------------------------------------- helpers
+def _load(args: argparse.Namespace):  # -> RoutingDataset
+    from routoo.data import load_dataset
+
+    return load_dataset(args.data, data_dir=args.data_dir, prices=args.prices)
+
+
+def _split(dataset, args: argparse.Namespace):  # -> (train, test)
+    from routoo.data import category_split, train_test_split
+
+    if args.split == "hash":
+        return train_test_split(dataset, test_fraction=args.test_fraction, seed=args.seed)
+    if args.split.startswith("category:"):
+        return category_split(dataset, [c for c in args.split.removeprefix("category:").split(",") if c])
+    if args.split == "none":
+        return dataset, dataset
+    raise ConfigError(f"unknown --split {args.split!r}; use hash, none or category:CAT1,CAT2")
+
+
+def _predictor_for_eval(spec: str, train):  # -> (Predictor, label)
+    from routoo.predictors import PREDICTOR_KINDS, load_default, load_predictor, make_predictor
+
+    if spec == "default":
+        return load_default(), "routoo-default"
+    if spec in PREDICTOR_KINDS:
+        return make_predictor(spec).fit(train), spec
+    if Path(spec).is_dir():
+        return load_predictor(spec), Path(spec).name
+    raise ConfigError(f"--predictor {spec!r} is neither a kind {PREDICTOR_KINDS}, 'default', nor a directory")
+
+
+def _restrict(predictor, models: list[str], label: str):
+    missing = [m for m in models if m not in predictor.models_]
+    if missing:
+        raise ConfigError(f"predictor {label!r} does not know the dataset's models {missing}")
+    return predictor
+
+
+def _params(pairs: list[str]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise ConfigError(f"--param {pair!r} must look like name=value")
+        try:
+            params[key] = json.loads(value)
+        except json.JSONDecodeError:
+            params[key] = value
+    return params
+
+
+def _models(text: str) -> list[Any]:
+    """``a,b`` or ``gpt-4o=gpt-4-1106-preview,b``: NAME=LIKE maps a model to one the predictor knows."""
+    models: list[Any] = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, _, like = item.partition("=")
+        models.append({"name": name, "like": like} if like else name)
+    return models
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="routoo", description="Learned, cost-aware LLM routing.")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    def data_args(command: argparse.ArgumentParser) -> None:
+        command.add_argument("--data", required=True, help="a dataset name (see `routoo datasets`) or a .jsonl")
+        command.add_argument("--data-dir", help="data root (default: $ROUTOO_DATA_DIR)")
+        command.add_argument("--prices", help="JSON file of per-token prices overriding litellm's map")
+        command.add_argument("--split", default="hash", help="hash (80/20 by prompt hash), none, category:A,B")
+        command.add_argument("--test-fraction", type=float, default=0.2)
+        command.add_argument("--seed", type=int, default=0)
+
+    datasets = commands.add_parser("datasets", help="list the known datasets and where they are")
+    datasets.add_argument("--data-dir")
+    datasets.add_argument("--no-counts", action="store_true", help="do not load the sets to count them")
+    datasets.add_argument("--json", action="store_true")
+    datasets.set_defaults(handler=_datasets)
+
+    evaluate = commands.add_parser("eval", help="score predictors against baselines and the oracle")
+    data_args(evaluate)
+    evaluate.add_argument(
+        "--predictor",
+        action="append",
+        default=[],
+        help="a kind to train on the train split (knn, mf, encoder, causal-lm), 'default', or a saved "
+        "directory; repeatable. Without it only the baselines are scored.",
+    )
+    evaluate.add_argument("--json", help="write the full report as JSON")
+    evaluate.add_argument("--plot", help="write the cost-quality plot as PNG")
+    evaluate.set_defaults(handler=_eval)
+
+    train = commands.add_parser("train", help="train a predictor and save it")
+    data_args(train)
+    train.set_defaults(split="none")
+    train.add_argument("--predictor", required=True, help="knn, mf, encoder or causal-lm")
+    train.add_argument("--param", action="append", default=[], help="constructor setting name=value")
+    train.add_argument("--out", required=True, help="directory to save into")
+    train.set_defaults(handler=_train)
+
+    predict = commands.add_parser("predict", help="predict every model's quality for prompts")
+    predict.add_argument("--model", help="saved predictor directory (default: the shipped one)")
+    predict.add_argument("--prompts", required=True, help="JSONL in the generic format, scores absent")
+    predict.add_argument("--out", default="-", help="output JSONL (default: stdout)")
+    predict.set_defaults(handler=_predict)
+
+    route = commands.add_parser("route", help="show which model a prompt would be routed to")
+    route.add_argument("prompt")
+    route.add_argument("--models", required=True, help="comma-separated litellm names; NAME=LIKE to map")
+    route.add_argument("--model", help="saved predictor directory (default: the shipped one)")
+    route.add_argument("--tradeoff", type=float)
+    route.add_argument("--quality-floor", type=float)
+    route.add_argument("--max-cost", type=float)
+    route.set_defaults(handler=_route)
+
+    calibrate = commands.add_parser("calibrate", help="pick the trade-off that meets a target on prompts")
+    calibrate.add_argument("--models", required=True, help="comma-separated litellm names; NAME=LIKE to map")
+    calibrate.add_argument("--model", help="saved predictor directory (default: the shipped one)")
+    calibrate.add_argument("--prompts", required=True, help="sample prompts, JSONL in the generic format")
+    calibrate.add_argument("--target", required=True, choices=["avg_cost", "strong_share", "avg_quality"])
+    calibrate.add_argument("--value", required=True, type=float)
+    calibrate.add_argument("--strong-model", help="for strong_share: the model whose share is targeted")
+    calibrate.set_defaults(handler=_calibrate)
+    return parser
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
