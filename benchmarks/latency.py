@@ -56,7 +56,7 @@ def percentiles(seconds: list[float]) -> dict[str, float]:
     millis = sorted(s * 1000 for s in seconds)
     return {
         "p50_ms": statistics.median(millis),
-        "p99_ms": millis[min(len(millis) - 1, int(round(0.99 * (len(millis) - 1))))],
+        "p99_ms": millis[min(len(millis) - 1, round(0.99 * (len(millis) - 1)))],
         "mean_ms": statistics.fmean(millis),
     }
 
@@ -123,7 +123,7 @@ def main() -> None:
     bert_times = bert_base_timings(prompts)
     route, bert = percentiles(route_times), percentiles(bert_times)
     result = {
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {platform.system()}",
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()}",
         "torch_threads": __import__("torch").get_num_threads(),
         "prompts": len(prompts),
         "route_decision": route,

@@ -195,10 +195,10 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     def data_args(command: argparse.ArgumentParser) -> None:
-        command.add_argument("--data", required=True, help="a dataset name (see `routoo datasets`) or a .jsonl")
+        command.add_argument("--data", required=True, help="dataset name (`routoo datasets`) or .jsonl")
         command.add_argument("--data-dir", help="data root (default: $ROUTOO_DATA_DIR)")
         command.add_argument("--prices", help="JSON file of per-token prices overriding litellm's map")
-        command.add_argument("--split", default="hash", help="hash (80/20 by prompt hash), none, category:A,B")
+        command.add_argument("--split", default="hash", help="hash (80/20), none, category:A,B")
         command.add_argument("--test-fraction", type=float, default=0.2)
         command.add_argument("--seed", type=int, default=0)
 
