@@ -1,0 +1,197 @@
+"""Spend ledgers that cap or steer what routed calls cost, and the scopes that open them.
+
+A ``Budget`` in ``"hard"`` mode never lets reserved plus spent money pass its limit:
+the router reserves each call's estimate before calling and settles the real cost
+after, so concurrent calls cannot overspend by more than one call's misestimate. In
+``"soft"`` mode nothing is refused; instead ``tradeoff_pressure()`` raises the
+router's quality-per-USD lambda as money runs out faster than calls do.
+
+Budgets apply to the calls made inside ``with budget_scope(...)``; scopes nest, and
+contextvars carry them into threads started with ``contextvars.copy_context`` and into
+asyncio tasks created inside the scope.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import itertools
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Literal
+
+from routoo.errors import BudgetExceededError, ConfigError, RoutooError
+from routoo.selector import check_non_negative
+
+BudgetMode = Literal["hard", "soft"]
+# Pressure once a soft budget is used up: large enough to make any model's cost dominate.
+MAX_TRADEOFF_PRESSURE = 1e6
+
+
+@dataclass(frozen=True)
+class SpendRecord:
+    """The real cost of one finished call."""
+
+    model: str
+    cost_usd: float
+    prompt_tokens: int
+    completion_tokens: int
+    time: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """Money set aside in one budget for one call in flight."""
+
+    budget_name: str
+    estimate_usd: float
+    id: int
+
+
+_reservation_ids = itertools.count()
+
+
+class Budget:
+    """A thread- and asyncio-safe spend ledger with a USD limit.
+
+    ``expected_calls`` (soft mode) is how many calls the budget should last; without
+    it, soft pressure grows with the share of the limit already used.
+    """
+
+    def __init__(
+        self,
+        limit_usd: float,
+        mode: BudgetMode = "hard",
+        expected_calls: int | None = None,
+        name: str | None = None,
+    ) -> None:
+        self.limit_usd = check_non_negative(limit_usd, "limit_usd", optional=False)
+        if mode not in ("hard", "soft"):
+            raise ConfigError(f"budget mode must be 'hard' or 'soft', not {mode!r}")
+        if expected_calls is not None and (
+            isinstance(expected_calls, bool) or not isinstance(expected_calls, int) or expected_calls < 1
+        ):
+            raise ConfigError(f"expected_calls must be a positive integer, not {expected_calls!r}")
+        self.mode: BudgetMode = mode
+        self.expected_calls = expected_calls
+        self.name = name or f"${self.limit_usd:g} {mode} budget"
+        self._lock = threading.Lock()  # held only for arithmetic, so asyncio code may take it too
+        self._spent = 0.0
+        self._open: dict[int, float] = {}
+        self._records: list[SpendRecord] = []
+
+    def __repr__(self) -> str:
+        return (
+            f"Budget(limit_usd={self.limit_usd:g}, mode={self.mode!r}, spent={self.spent:g}, "
+            f"reserved={self.reserved:g}, name={self.name!r})"
+        )
+
+    @property
+    def spent(self) -> float:
+        """USD settled so far."""
+        with self._lock:
+            return self._spent
+
+    @property
+    def reserved(self) -> float:
+        """USD set aside for calls in flight."""
+        with self._lock:
+            return sum(self._open.values())
+
+    @property
+    def remaining(self) -> float:
+        """USD neither spent nor reserved (never below zero)."""
+        with self._lock:
+            return max(0.0, self.limit_usd - self._spent - sum(self._open.values()))
+
+    @property
+    def records(self) -> list[SpendRecord]:
+        """One record per settled call, oldest first."""
+        with self._lock:
+            return list(self._records)
+
+    def reserve(self, estimate_usd: float) -> Reservation:
+        """Set ``estimate_usd`` aside; in hard mode ``BudgetExceededError`` if it does not fit."""
+        estimate = check_non_negative(estimate_usd, "estimate_usd", optional=False)
+        with self._lock:
+            reserved = sum(self._open.values())
+            if self.mode == "hard" and self._spent + reserved + estimate > self.limit_usd:
+                raise BudgetExceededError(
+                    f"budget {self.name!r}: ${self._spent:.6g} spent and ${reserved:.6g} reserved of "
+                    f"${self.limit_usd:.6g}; a call estimated at ${estimate:.6g} does not fit"
+                )
+            reservation = Reservation(self.name, estimate, next(_reservation_ids))
+            self._open[reservation.id] = estimate
+            return reservation
+
+    def settle(self, reservation: Reservation, actual_usd: float, record: SpendRecord) -> None:
+        """Replace ``reservation`` by the call's real cost and keep its record."""
+        actual = check_non_negative(actual_usd, "actual_usd", optional=False)
+        with self._lock:
+            if self._open.pop(reservation.id, None) is None:
+                raise RoutooError(f"budget {self.name!r}: reservation {reservation.id} is not open here")
+            self._spent += actual
+            self._records.append(record)
+
+    def release(self, reservation: Reservation) -> None:
+        """Give a failed call's reservation back (a no-op if it is no longer open)."""
+        with self._lock:
+            self._open.pop(reservation.id, None)
+
+    def tradeoff_pressure(self) -> float:
+        """How much to multiply the router's lambda by; 1 in hard mode or while on pace.
+
+        With ``expected_calls``: (average cost per call so far) / (what is left per
+        expected remaining call), at least 1, so the budget lasts the expected calls.
+        Without: limit / what is left, so the pressure doubles at half the budget.
+        Capped at ``MAX_TRADEOFF_PRESSURE`` once nothing is left.
+        """
+        if self.mode == "hard":
+            return 1.0
+        with self._lock:
+            left = self.limit_usd - self._spent - sum(self._open.values())
+            calls = len(self._records)
+            spent = self._spent
+        if left <= 0:
+            return MAX_TRADEOFF_PRESSURE
+        if self.expected_calls is None:
+            pressure = self.limit_usd / left
+        elif calls == 0:
+            pressure = 1.0
+        else:
+            pace = spent / calls
+            allowance = left / max(self.expected_calls - calls, 1)
+            pressure = pace / allowance
+        return min(max(1.0, pressure), MAX_TRADEOFF_PRESSURE)
+
+
+_open_budgets: contextvars.ContextVar[tuple[Budget, ...]] = contextvars.ContextVar(
+    "routoo_open_budgets", default=()
+)
+
+
+@contextmanager
+def budget_scope(
+    budget: Budget | float,
+    mode: BudgetMode | None = None,
+    expected_calls: int | None = None,
+    name: str | None = None,
+) -> Iterator[Budget]:
+    """Apply ``budget`` (or a new ``Budget(limit, mode or "hard", ...)``) to the calls made inside."""
+    if isinstance(budget, Budget):
+        if (mode, expected_calls, name) != (None, None, None):
+            raise ConfigError("budget_scope: give settings to a new limit, not to an existing Budget")
+    else:
+        budget = Budget(budget, mode=mode or "hard", expected_calls=expected_calls, name=name)
+    token = _open_budgets.set((*_open_budgets.get(), budget))
+    try:
+        yield budget
+    finally:
+        _open_budgets.reset(token)
+
+
+def open_budgets() -> tuple[Budget, ...]:
+    """The budgets open in this context, outermost first."""
+    return _open_budgets.get()

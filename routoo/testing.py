@@ -1,0 +1,460 @@
+"""A scripted litellm provider for offline tests and examples.
+
+``register_scripted_provider()`` installs ``ScriptedLLM`` as the litellm provider
+``scripted`` and registers prices and capabilities for ``scripted/tiny``,
+``scripted/small``, ``scripted/medium`` and ``scripted/large`` (see
+``SCRIPTED_MODELS``), so ``litellm.completion(model="scripted/small", ...)``,
+``litellm.completion_cost`` and ``litellm.supports_function_calling`` work with no
+network. The provider answers deterministically, calls tools with arguments built
+from their JSON schema, honours ``response_format`` schemas, streams with a final
+usage chunk, and can be told to fail like a real provider::
+
+    llm = register_scripted_provider()
+    llm.fail("scripted/small", "rate_limit", times=2)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+import zlib
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import litellm
+from litellm import CustomLLM, ModelResponse
+from litellm.types.utils import GenericStreamingChunk
+
+from routoo.errors import ConfigError
+from routoo.prompts import content_text
+
+FailureKind = Literal[
+    "rate_limit",
+    "timeout",
+    "server_error",
+    "unavailable",
+    "connection",
+    "context_window",
+    "auth",
+    "bad_request",
+]
+FAILURE_KINDS: tuple[str, ...] = FailureKind.__args__
+
+# Capabilities and USD prices of every registered scripted model unless overridden.
+SCRIPTED_MODEL_DEFAULTS: dict[str, Any] = {
+    "input_cost_per_token": 1e-7,
+    "output_cost_per_token": 4e-7,
+    "cache_creation_input_token_cost": 0.0,  # scripted models cache nothing; saying so silences litellm
+    "cache_read_input_token_cost": 0.0,
+    "max_input_tokens": 8192,
+    "max_output_tokens": 4096,
+    "supports_function_calling": True,
+    "supports_vision": False,
+    "supports_response_schema": True,
+}
+
+# A cheap text-only model, two mid-range ones and an expensive one that can do everything.
+SCRIPTED_MODELS: dict[str, dict[str, Any]] = {
+    "tiny": {
+        "input_cost_per_token": 5e-8,
+        "output_cost_per_token": 2e-7,
+        "max_input_tokens": 2048,
+        "supports_function_calling": False,
+        "supports_response_schema": False,
+    },
+    "small": {"input_cost_per_token": 1.5e-7, "output_cost_per_token": 6e-7, "max_input_tokens": 16_000},
+    "medium": {
+        "input_cost_per_token": 1e-6,
+        "output_cost_per_token": 4e-6,
+        "max_input_tokens": 128_000,
+        "supports_vision": True,
+    },
+    "large": {
+        "input_cost_per_token": 5e-6,
+        "output_cost_per_token": 1.5e-5,
+        "max_input_tokens": 128_000,
+        "supports_vision": True,
+    },
+}
+
+
+@dataclass(frozen=True)
+class ScriptedCall:
+    """One request the scripted provider received."""
+
+    model: str
+    messages: list[dict[str, Any]]
+    params: dict[str, Any]
+    stream: bool
+
+
+@dataclass(frozen=True)
+class ScriptedReply:
+    """What the scripted model answers: text or tool calls, and token counts."""
+
+    content: str | None
+    tool_calls: list[dict[str, Any]]
+    prompt_tokens: int
+    completion_tokens: int
+
+    @property
+    def usage(self) -> dict[str, int]:
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.prompt_tokens + self.completion_tokens,
+        }
+
+
+@dataclass
+class _Failure:
+    kind: FailureKind
+    remaining: int | None  # None: every call fails
+    after_chunks: int | None  # streams only: fail after this many chunks instead of at once
+
+
+class ScriptedLLM(CustomLLM):
+    """A litellm provider that answers like a deterministic chat model, without a network."""
+
+    def __init__(self, provider: str = "scripted", *, latency_s: float = 0.0) -> None:
+        super().__init__()
+        self.provider = provider
+        self.latency_s = latency_s
+        self._lock = threading.Lock()
+        self._failures: dict[str, _Failure] = {}
+        self._calls: list[ScriptedCall] = []
+
+    # ------------------------------------------------------------------ scripting
+    def fail(
+        self, model: str, error: FailureKind, times: int | None = 1, *, after_chunks: int | None = None
+    ) -> None:
+        """Make the next ``times`` calls to ``model`` raise litellm's error of that kind (None: all calls).
+
+        With ``after_chunks``, streamed calls first yield that many chunks and then fail.
+        """
+        if error not in FAILURE_KINDS:
+            raise ConfigError(f"unknown failure kind {error!r}; use one of {FAILURE_KINDS}")
+        with self._lock:
+            self._failures[self._short_name(model)] = _Failure(error, times, after_chunks)
+
+    def clear(self) -> None:
+        """Forget scripted failures and the call log."""
+        with self._lock:
+            self._failures.clear()
+            self._calls.clear()
+
+    @property
+    def calls(self) -> list[ScriptedCall]:
+        """Every request received so far, oldest first."""
+        with self._lock:
+            return list(self._calls)
+
+    def calls_to(self, model: str) -> int:
+        """How many requests ``model`` received."""
+        short = self._short_name(model)
+        return sum(call.model == short for call in self.calls)
+
+    def reply(
+        self, model: str, messages: Sequence[Mapping[str, Any]], params: Mapping[str, Any]
+    ) -> ScriptedReply:
+        """The deterministic answer of ``model``: a tool call, JSON for a schema, or a short text."""
+        tool_calls = _tool_calls(params.get("tools"), params.get("tool_choice"), messages)
+        content = None if tool_calls else _answer_text(f"{self.provider}/{model}", messages, params)
+        completion_text = content if content is not None else json.dumps(tool_calls)
+        return ScriptedReply(
+            content=content,
+            tool_calls=tool_calls,
+            prompt_tokens=litellm.token_counter(messages=list(messages)),
+            completion_tokens=litellm.token_counter(text=completion_text, count_response_tokens=True),
+        )
+
+    # ----------------------------------------------------------- litellm interface
+    def completion(self, model: str, messages: list, *args: Any, **kwargs: Any) -> ModelResponse:
+        failure = self._begin(model, messages, kwargs, stream=False)
+        time.sleep(self.latency_s)
+        if failure is not None:
+            raise _provider_error(failure.kind, model, self.provider)
+        return self._response(model, messages, kwargs)
+
+    async def acompletion(self, model: str, messages: list, *args: Any, **kwargs: Any) -> ModelResponse:
+        failure = self._begin(model, messages, kwargs, stream=False)
+        await asyncio.sleep(self.latency_s)
+        if failure is not None:
+            raise _provider_error(failure.kind, model, self.provider)
+        return self._response(model, messages, kwargs)
+
+    def streaming(
+        self, model: str, messages: list, *args: Any, **kwargs: Any
+    ) -> Iterator[GenericStreamingChunk]:
+        # Checked before the generator starts, as an HTTP API answers an error before streaming.
+        failure = self._begin(model, messages, kwargs, stream=True)
+        time.sleep(self.latency_s)
+        if failure is not None and failure.after_chunks is None:
+            raise _provider_error(failure.kind, model, self.provider)
+        return self._chunks(model, messages, kwargs, failure)
+
+    def astreaming(  # type: ignore[override]  # litellm iterates what this returns: no coroutine
+        self, model: str, messages: list, *args: Any, **kwargs: Any
+    ) -> AsyncIterator[GenericStreamingChunk]:
+        failure = self._begin(model, messages, kwargs, stream=True)
+        if failure is not None and failure.after_chunks is None:
+            raise _provider_error(failure.kind, model, self.provider)
+        return self._async_chunks(self._chunks(model, messages, kwargs, failure))
+
+    # -------------------------------------------------------------------- helpers
+    def _short_name(self, model: str) -> str:
+        return model.removeprefix(f"{self.provider}/")
+
+    def _begin(self, model: str, messages: list, kwargs: dict[str, Any], *, stream: bool) -> _Failure | None:
+        """Log the call and say whether it is scripted to fail."""
+        params = dict(kwargs.get("optional_params") or {})
+        with self._lock:
+            self._calls.append(ScriptedCall(model, [dict(m) for m in messages], params, stream))
+            failure = self._failures.get(model)
+            if failure is None:
+                return None
+            if failure.remaining is not None:
+                failure.remaining -= 1
+                if failure.remaining <= 0:
+                    del self._failures[model]
+            return failure
+
+    def _response(self, model: str, messages: list, kwargs: dict[str, Any]) -> ModelResponse:
+        reply = self.reply(model, messages, kwargs.get("optional_params") or {})
+        message: dict[str, Any] = {"role": "assistant", "content": reply.content}
+        if reply.tool_calls:
+            message["tool_calls"] = reply.tool_calls
+        return ModelResponse(
+            model=f"{self.provider}/{model}",
+            choices=[
+                {
+                    "index": 0,
+                    "message": message,
+                    "finish_reason": "tool_calls" if reply.tool_calls else "stop",
+                }
+            ],
+            usage=litellm.Usage(**reply.usage),
+        )
+
+    def _chunks(
+        self, model: str, messages: list, kwargs: dict[str, Any], failure: _Failure | None
+    ) -> Iterator[GenericStreamingChunk]:
+        reply = self.reply(model, messages, kwargs.get("optional_params") or {})
+        pieces: list[GenericStreamingChunk] = [_chunk(text=word) for word in _words(reply.content or "")] + [
+            _chunk(tool_use={**call, "index": index}) for index, call in enumerate(reply.tool_calls)
+        ]
+        finish_reason = "tool_calls" if reply.tool_calls else "stop"
+        pieces.append(_chunk(is_finished=True, finish_reason=finish_reason, usage=reply.usage))
+        for sent, piece in enumerate(pieces):
+            if failure is not None and sent == failure.after_chunks:
+                raise _provider_error(failure.kind, model, self.provider)
+            yield piece
+
+    async def _async_chunks(
+        self, chunks: Iterator[GenericStreamingChunk]
+    ) -> AsyncIterator[GenericStreamingChunk]:
+        await asyncio.sleep(self.latency_s)
+        for chunk in chunks:
+            await asyncio.sleep(0)  # let other tasks run between chunks, as a network stream would
+            yield chunk
+
+
+def register_scripted_provider(
+    name: str = "scripted",
+    models: Mapping[str, Mapping[str, Any]] | Sequence[str] | None = None,
+    *,
+    latency_s: float = 0.0,
+) -> ScriptedLLM:
+    """Install a ``ScriptedLLM`` as litellm provider ``name`` and register its models' prices.
+
+    ``models`` maps short names (``"cheap"`` for ``"<name>/cheap"``) to overrides of
+    ``SCRIPTED_MODEL_DEFAULTS``; a list of names takes the defaults; None registers
+    ``SCRIPTED_MODELS``. Calling it again replaces the earlier handler of that name.
+    """
+    handler = ScriptedLLM(name, latency_s=latency_s)
+    litellm.custom_provider_map = [
+        entry for entry in litellm.custom_provider_map if entry["provider"] != name
+    ] + [{"provider": name, "custom_handler": handler}]
+    litellm.utils.custom_llm_setup()
+    register_scripted_models(SCRIPTED_MODELS if models is None else models, provider=name)
+    return handler
+
+
+def register_scripted_models(
+    models: Mapping[str, Mapping[str, Any]] | Sequence[str], provider: str = "scripted"
+) -> list[str]:
+    """Register prices and capabilities of scripted models with litellm; returns their full names."""
+    overrides = {name: {} for name in models} if not isinstance(models, Mapping) else models
+    entries = {
+        f"{provider}/{name.removeprefix(f'{provider}/')}": {
+            **SCRIPTED_MODEL_DEFAULTS,
+            **settings,
+            "litellm_provider": provider,
+            "mode": "chat",
+        }
+        for name, settings in overrides.items()
+    }
+    litellm.register_model(entries)
+    litellm.get_model_info.cache_clear()  # it caches lookups, including failed ones
+    return list(entries)
+
+
+# ---------------------------------------------------------------------- replies
+def _answer_text(model: str, messages: Sequence[Mapping[str, Any]], params: Mapping[str, Any]) -> str:
+    last = messages[-1] if messages else {}
+    if last.get("role") == "tool":
+        text = f"{model} read the tool result: {_snippet(content_text(last.get('content')))}"
+    else:
+        user_turns = [m for m in messages if m.get("role") == "user"]
+        asked = content_text(user_turns[-1].get("content")) if user_turns else ""
+        text = f"{model} answers: {_snippet(asked)}"
+    schema = _response_schema(params.get("response_format"))
+    if schema is not None:
+        return json.dumps(example_from_schema(schema))
+    if _wants_json_object(params.get("response_format")):
+        return json.dumps({"answer": text})
+    max_tokens = params.get("max_tokens") or params.get("max_completion_tokens")
+    if max_tokens:
+        text = " ".join(text.split()[: int(max_tokens)])
+    return text
+
+
+def _snippet(text: str, length: int = 60) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= length else text[: length - 3] + "..."
+
+
+def _tool_calls(
+    tools: Sequence[Mapping[str, Any]] | None, tool_choice: Any, messages: Sequence[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """One call of the chosen tool, unless there are no tools, they are off, or a tool just answered."""
+    if not tools or tool_choice == "none" or (messages and messages[-1].get("role") == "tool"):
+        return []
+    functions = {
+        tool["function"]["name"]: tool["function"] for tool in tools if tool.get("type") == "function"
+    }
+    if not functions:
+        return []
+    if isinstance(tool_choice, Mapping):
+        name = tool_choice.get("function", {}).get("name")
+        if name not in functions:
+            raise litellm.BadRequestError(
+                f"tool_choice names {name!r}, which is not among the tools {sorted(functions)}",
+                model="scripted",
+                llm_provider="scripted",
+            )
+    else:
+        # A real model calls the tool the user talks about; failing that, the first one.
+        asked = content_text(messages[-1].get("content")).lower() if messages else ""
+        name = next((name for name in functions if name.lower() in asked), next(iter(functions)))
+    arguments = example_from_schema(functions[name].get("parameters") or {"type": "object"})
+    call_id = f"call_{zlib.crc32(f'{name}:{json.dumps(arguments, sort_keys=True)}'.encode()):010d}"
+    return [
+        {"id": call_id, "type": "function", "function": {"name": name, "arguments": json.dumps(arguments)}}
+    ]
+
+
+def _response_schema(response_format: Any) -> dict[str, Any] | None:
+    if isinstance(response_format, type) and hasattr(response_format, "model_json_schema"):
+        return response_format.model_json_schema()
+    if isinstance(response_format, Mapping) and response_format.get("type") == "json_schema":
+        return dict(response_format.get("json_schema", {}).get("schema") or {"type": "object"})
+    return None
+
+
+def _wants_json_object(response_format: Any) -> bool:
+    return isinstance(response_format, Mapping) and response_format.get("type") == "json_object"
+
+
+def example_from_schema(schema: Mapping[str, Any], root: Mapping[str, Any] | None = None) -> Any:
+    """A small value that satisfies a JSON schema: every property filled, first enum or type option."""
+    root = schema if root is None else root
+    if "$ref" in schema:
+        return example_from_schema(_resolve_ref(schema["$ref"], root), root)
+    for key in ("const", "default"):
+        if key in schema:
+            return schema[key]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    for key in ("anyOf", "oneOf", "allOf"):
+        options = [option for option in schema.get(key, []) if option.get("type") != "null"]
+        if options:
+            return example_from_schema(options[0], root)
+    kind = schema.get("type", "object" if "properties" in schema else "string")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind == "object":
+        return {name: example_from_schema(sub, root) for name, sub in schema.get("properties", {}).items()}
+    if kind == "array":
+        item = example_from_schema(schema.get("items", {"type": "string"}), root)
+        return [item] * max(1, int(schema.get("minItems", 1)))
+    if kind == "integer":
+        return int(schema.get("minimum", 1))
+    if kind == "number":
+        return float(schema.get("minimum", 1.0))
+    if kind == "boolean":
+        return True
+    if kind == "null":
+        return None
+    return _example_string(schema)
+
+
+def _example_string(schema: Mapping[str, Any]) -> str:
+    formats = {"date": "2024-01-01", "date-time": "2024-01-01T00:00:00Z", "email": "user@example.com"}
+    text = formats.get(schema.get("format", ""), "example")
+    minimum = int(schema.get("minLength", 0))
+    return text.ljust(minimum, "x")
+
+
+def _resolve_ref(ref: str, root: Mapping[str, Any]) -> Mapping[str, Any]:
+    node: Any = root
+    for part in ref.removeprefix("#/").split("/"):
+        node = node[part]
+    return node
+
+
+# -------------------------------------------------------------------- streaming
+def _words(text: str) -> list[str]:
+    """Text in chunks of one word each, spaces kept, so the chunks join back to the text."""
+    words = text.split(" ")
+    return [word + " " for word in words[:-1]] + [words[-1]] if text else []
+
+
+def _chunk(
+    text: str = "",
+    *,
+    tool_use: dict[str, Any] | None = None,
+    is_finished: bool = False,
+    finish_reason: str = "",
+    usage: dict[str, int] | None = None,
+) -> GenericStreamingChunk:
+    return {
+        "text": text,
+        "tool_use": tool_use,
+        "is_finished": is_finished,
+        "finish_reason": finish_reason,
+        "usage": usage,
+        "index": 0,
+    }
+
+
+# ----------------------------------------------------------------------- errors
+def _provider_error(kind: FailureKind, model: str, provider: str) -> Exception:
+    """The litellm exception a real provider's failure of this kind is mapped to."""
+    message = f"scripted {kind} failure of {provider}/{model}"
+    errors: dict[str, Any] = {
+        "rate_limit": lambda: litellm.RateLimitError(message, llm_provider=provider, model=model),
+        "timeout": lambda: litellm.Timeout(message, model=model, llm_provider=provider),
+        "server_error": lambda: litellm.InternalServerError(message, llm_provider=provider, model=model),
+        "unavailable": lambda: litellm.ServiceUnavailableError(message, llm_provider=provider, model=model),
+        "connection": lambda: litellm.APIConnectionError(message, llm_provider=provider, model=model),
+        "context_window": lambda: litellm.ContextWindowExceededError(
+            message, model=model, llm_provider=provider
+        ),
+        "auth": lambda: litellm.AuthenticationError(message, llm_provider=provider, model=model),
+        "bad_request": lambda: litellm.BadRequestError(message, model=model, llm_provider=provider),
+    }
+    return errors[kind]()
