@@ -132,9 +132,11 @@ def _calibrate(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------- helpers
 def _load(args: argparse.Namespace):  # -> RoutingDataset
-    from routoo.data import load_dataset
+    from routoo.data import concat_datasets, load_dataset
 
-    return load_dataset(args.data, data_dir=args.data_dir, prices=args.prices)
+    names = [name for name in args.data.split(",") if name]
+    datasets = [load_dataset(name, data_dir=args.data_dir, prices=args.prices) for name in names]
+    return datasets[0] if len(datasets) == 1 else concat_datasets(datasets)
 
 
 def _split(dataset, args: argparse.Namespace):  # -> (train, test)
@@ -195,7 +197,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     def data_args(command: argparse.ArgumentParser) -> None:
-        command.add_argument("--data", required=True, help="dataset name (`routoo datasets`) or .jsonl")
+        command.add_argument("--data", required=True, help="dataset name or .jsonl; a,b for their union")
         command.add_argument("--data-dir", help="data root (default: $ROUTOO_DATA_DIR)")
         command.add_argument("--prices", help="JSON file of per-token prices overriding litellm's map")
         command.add_argument("--split", default="hash", help="hash (80/20), none, category:A,B")
