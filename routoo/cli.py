@@ -55,7 +55,7 @@ def _eval(args: argparse.Namespace) -> int:
     train, test = _split(dataset, args)
     print(f"{dataset.name}: {len(train)} train / {len(test)} test prompts, {len(dataset.models)} models")
     routers: dict[str, np.ndarray] = {}
-    for spec in args.predictor:
+    for spec in args.predictor or ["default"]:
         started = time.perf_counter()
         predictor, label = _predictor_for_eval(spec, train)
         predictor = _restrict(predictor, test.models, label)
@@ -217,7 +217,7 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         help="a kind to train on the train split (knn, mf, encoder, causal-lm), 'default', or a saved "
-        "directory; repeatable. Without it only the baselines are scored.",
+        "directory; repeatable (default: the shipped default predictor).",
     )
     evaluate.add_argument("--json", help="write the full report as JSON")
     evaluate.add_argument("--plot", help="write the cost-quality plot as PNG")
