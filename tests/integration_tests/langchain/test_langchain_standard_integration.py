@@ -1,0 +1,61 @@
+"""LangChain's standard integration tests for RoutooChat (langchain-tests ChatModelIntegrationTests).
+
+They run offline against routoo.testing's scripted litellm provider (in the subclass that
+takes tool arguments from the prompt), with a predictor saved to disk and loaded by path.
+
+Expected failures, and why:
+
+- test_json_mode: the scripted provider answers a ``json_object`` request with
+  ``{"answer": ...}``; it cannot know the keys the prompt asks for in prose. RoutooChat
+  sends ``response_format={"type": "json_object"}`` as it should (see
+  test_langchain_agents_chains.py for the structured-output paths that pass).
+
+Skipped standard tests, and why:
+
+- test_image_inputs, test_image_tool_message, test_pdf_inputs, test_pdf_tool_message,
+  test_audio_inputs, test_anthropic_inputs: the scripted models take no such inputs (and
+  these tests download their media, which the offline suite cannot).
+- test_stream_time: needs recorded VCR cassettes of a real provider.
+- test_usage_metadata's detailed token kinds (audio, reasoning, cache): not reported.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langchain_core.language_models import BaseChatModel
+from langchain_integration_support import POOL, register_prompt_reading_provider, saved_predictor
+from langchain_tests.integration_tests import ChatModelIntegrationTests
+
+from langchain_routoo import RoutooChat
+
+
+class TestRoutooChatStandardIntegration(ChatModelIntegrationTests):
+    predictor_dir: Path
+
+    @pytest.fixture(autouse=True)
+    def _offline_pool(self, planted_dataset, tmp_path_factory) -> None:
+        register_prompt_reading_provider()
+        self.predictor_dir = saved_predictor(planted_dataset, tmp_path_factory)
+
+    @property
+    def chat_model_class(self) -> type[RoutooChat]:
+        return RoutooChat
+
+    @property
+    def chat_model_params(self) -> dict[str, Any]:
+        return {"models": POOL, "predictor": str(self.predictor_dir)}
+
+    @property
+    def supports_json_mode(self) -> bool:
+        return True
+
+    @property
+    def model_override_value(self) -> str:
+        return "scripted/large"
+
+    @pytest.mark.xfail(reason="the scripted provider answers json_object requests with {'answer': ...}")
+    def test_json_mode(self, model: BaseChatModel) -> None:
+        super().test_json_mode(model)
