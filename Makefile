@@ -10,6 +10,7 @@ export ROUTOO_DATA_DIR ?= $(if $(wildcard $(SHARED_DATA)/README.md),$(SHARED_DAT
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
+export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: setup run test lint bench
 

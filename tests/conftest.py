@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see routoo/__init__.py
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

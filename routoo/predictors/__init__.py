@@ -1,8 +1,13 @@
-"""Performance predictors: estimate each model's quality on a prompt without calling it."""
+"""Performance predictors: estimate each model's quality on a prompt without calling it.
+
+The predictor classes are imported on first use: they pull in torch and transformers,
+which routing with an already-trained predictor loads only when it needs them.
+"""
+
+import importlib
+from typing import Any
 
 from routoo.predictors.base import Predictor
-from routoo.predictors.knn import KNNPredictor
-from routoo.predictors.mf import MFPredictor
 from routoo.predictors.registry import (
     DEFAULT_PREDICTOR_DIR,
     PREDICTOR_KINDS,
@@ -12,9 +17,18 @@ from routoo.predictors.registry import (
     predictor_class,
 )
 
+_LAZY = {
+    "KNNPredictor": "routoo.predictors.knn",
+    "MFPredictor": "routoo.predictors.mf",
+    "EncoderPredictor": "routoo.predictors.encoder",
+    "CausalLMPredictor": "routoo.predictors.causal_lm",
+}
+
 __all__ = [
     "DEFAULT_PREDICTOR_DIR",
     "PREDICTOR_KINDS",
+    "CausalLMPredictor",
+    "EncoderPredictor",
     "KNNPredictor",
     "MFPredictor",
     "Predictor",
@@ -23,3 +37,9 @@ __all__ = [
     "make_predictor",
     "predictor_class",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'routoo.predictors' has no attribute {name!r}")
+    return getattr(importlib.import_module(_LAZY[name]), name)
