@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -81,3 +82,29 @@ def planted_dataset():
         )
 
     return make
+
+
+# A pool of scripted models (routoo.testing) scored like the planted models, for the adapter
+# tests: scripted/tiny cannot call tools or follow response schemas, so tool and
+# structured-output calls never go to it.
+POOL: list[dict[str, str]] = [
+    {"name": "scripted/small", "like": "math-model"},
+    {"name": "scripted/tiny", "like": "poet-model"},
+    {"name": "scripted/large", "like": "big-model"},
+]
+POOL_NAMES = [model["name"] for model in POOL]
+MATH_PROMPT = "Sam has 12 marbles and buys 30 more. How many marbles does Sam have now?"
+POEM_PROMPT = "Write a haiku about the moon, full of vivid imagery."
+
+_saved: dict[Path, Path] = {}
+
+
+def saved_predictor(planted_dataset: Callable[..., object], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The directory of a kNN predictor fitted on the planted data; fitted once per test session."""
+    session = tmp_path_factory.getbasetemp()
+    if session not in _saved:
+        from routoo.predictors import KNNPredictor
+
+        predictor = KNNPredictor(k=5).fit(planted_dataset(n=60))
+        _saved[session] = predictor.save(tmp_path_factory.mktemp("langchain-predictor"))
+    return _saved[session]

@@ -15,13 +15,13 @@ from typing import Any
 from uuid import UUID
 
 import pytest
+from conftest import MATH_PROMPT, POEM_PROMPT, POOL, POOL_NAMES, saved_predictor
 from langchain_core.callbacks import BaseCallbackHandler, get_usage_metadata_callback
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import RunnableLambda
 from langchain_core.tools import tool
-from langchain_integration_support import MATH_PROMPT, POEM_PROMPT, POOL, POOL_NAMES, saved_predictor
 from pydantic import BaseModel
 
 from langchain_routoo import Budget, RoutooChat, budget_scope

@@ -12,7 +12,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from langchain_integration_support import POOL, POOL_NAMES, saved_predictor
+from conftest import POOL, POOL_NAMES, saved_predictor
 
 from routoo.predictors import registry
 from routoo.predictors.base import CONFIG_FILE

@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import POOL, saved_predictor
 from langchain_core.language_models import BaseChatModel
-from langchain_integration_support import POOL, register_prompt_reading_provider, saved_predictor
+from langchain_integration_support import register_prompt_reading_provider
 from langchain_tests.integration_tests import ChatModelIntegrationTests
 
 from langchain_routoo import RoutooChat

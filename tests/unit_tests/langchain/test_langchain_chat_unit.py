@@ -7,10 +7,10 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from conftest import POOL, saved_predictor
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.runnables import RunnableLambda
 from langchain_core.tools import tool
-from langchain_unit_support import POOL, saved_predictor
 from pydantic import BaseModel
 
 from langchain_routoo import Budget, RoutooChat

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import POOL, saved_predictor
 from langchain_tests.unit_tests import ChatModelUnitTests
-from langchain_unit_support import POOL, saved_predictor
 
 from langchain_routoo import RoutooChat
 from routoo.testing import register_scripted_provider
