@@ -125,13 +125,6 @@ class EmbeddingCache:
                         raise
                     time.sleep(0.05 * 2**attempt)
 
-    def close(self) -> None:
-        """Close the connection (the next use reopens it)."""
-        with self._lock:
-            if self._connection is not None:
-                self._connection.close()
-                self._connection = None
-
     def _connect(self) -> sqlite3.Connection:
         # A connection must not cross a fork: a child process opens its own.
         if self._connection is not None and self._pid == os.getpid():

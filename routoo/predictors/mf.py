@@ -80,7 +80,7 @@ class MFPredictor(Predictor):
         dim: int = 64,
         hidden: int = 256,
         epochs: int = 100,
-        lr: float = 3e-3,
+        lr: float = 1e-3,
         weight_decay: float = 1e-4,
         loss: Loss = "bce",
         batch_size: int = 128,
