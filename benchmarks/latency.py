@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import resource
 import statistics
 import subprocess
@@ -106,6 +107,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prompts", type=int, default=500)
     parser.add_argument("--out", type=Path, default=RESULTS / "latency.json")
+    parser.add_argument("--no-readme", action="store_true")
     args = parser.parse_args()
 
     from routoo.router import Router
@@ -136,6 +138,33 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
+    if not args.no_readme:
+        write_readme(result)
+
+
+def write_readme(result: dict) -> None:
+    route, bert = result["route_decision"], result["bert_base_forward"]
+    block = f"""<!-- latency:start -->
+Measured by `python benchmarks/latency.py` on {result["machine"]} (torch threads:
+{result["torch_threads"]}), {result["prompts"]} prompts of ~100 tokens routed one at a time
+with the shipped default predictor over a 3-model pool:
+
+| measure | value |
+|---|---|
+| routing decision (tokenise + encode + predict + select), p50 | {route["p50_ms"]:.1f} ms |
+| routing decision, p99 | {route["p99_ms"]:.1f} ms |
+| BERT-base-sized classifier forward pass, p50 / p99 | {bert["p50_ms"]:.1f} / {bert["p99_ms"]:.1f} ms |
+| BERT-base p50 / Routoo p50 | {result["bert_to_routoo_p50_ratio"]:.1f}x |
+| batch prediction throughput | {result["batch_predict_prompts_per_s"]:.0f} prompts/s |
+| peak memory while routing (RSS) | {result["peak_rss_mib_routing"]:.0f} MiB |
+| `import routoo, routoo.router` (litellm included) | {result["import_routoo_s"]:.2f} s |
+<!-- latency:end -->"""
+    readme = Path(__file__).resolve().parent.parent / "README.md"
+    text = readme.read_text()
+    pattern = re.compile(r"<!-- latency:start -->.*?<!-- latency:end -->", re.S)
+    if not pattern.search(text):
+        raise SystemExit("README.md has no <!-- latency:start --> ... <!-- latency:end --> block")
+    readme.write_text(pattern.sub(lambda _: block, text))
 
 
 if __name__ == "__main__":
