@@ -58,8 +58,7 @@ def _eval(args: argparse.Namespace) -> int:
     for spec in args.predictor or ["default"]:
         started = time.perf_counter()
         predictor, label = _predictor_for_eval(spec, train)
-        predictor = _restrict(predictor, test.models, label)
-        routers[label] = predictor.predict(test.prompts)[:, [predictor.models_.index(m) for m in test.models]]
+        routers[label] = predictor.predict(test.prompts)[:, _columns(predictor, test.models, label)]
         print(f"  {label}: ready in {time.perf_counter() - started:.1f} s")
     report = evaluate(test, routers, cost_estimate=train.mean_cost())
     print(report.table())
@@ -159,15 +158,16 @@ def _predictor_for_eval(spec: str, train):  # -> (Predictor, label)
     if spec in PREDICTOR_KINDS:
         return make_predictor(spec).fit(train), spec
     if Path(spec).is_dir():
-        return load_predictor(spec), Path(spec).name
+        return load_predictor(spec), spec
     raise ConfigError(f"--predictor {spec!r} is neither a kind {PREDICTOR_KINDS}, 'default', nor a directory")
 
 
-def _restrict(predictor, models: list[str], label: str):
+def _columns(predictor, models: list[str], label: str) -> list[int]:
+    """The predictor's output columns of ``models``, in that order."""
     missing = [m for m in models if m not in predictor.models_]
     if missing:
         raise ConfigError(f"predictor {label!r} does not know the dataset's models {missing}")
-    return predictor
+    return [predictor.models_.index(m) for m in models]
 
 
 def _params(pairs: list[str]) -> dict[str, Any]:
