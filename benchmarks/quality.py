@@ -152,8 +152,8 @@ def summarise(
             "max_quality_cost": result.max_quality_cost,
             "quality_at_best_model_cost": result.quality_at_best_model_cost,
             "cost_to_match_best_model": result.cost_to_match_best_model,
-            "best_model": report.models[report.best_model],
-            "best_model_quality": float(report[report.models[report.best_model]].max_quality),
+            "best_model": report.best_model,
+            "best_model_quality": float(report[report.best_model].max_quality),
             "train_seconds": seconds.get(result.name),
             "n_train": n_train,
             "n_test": report.n_prompts,
@@ -164,7 +164,7 @@ def summarise(
         if baseline_aiq is not None and oracle_aiq > baseline_aiq:
             row["gap_closed"] = (result.aiq - baseline_aiq) / (oracle_aiq - baseline_aiq)
         if report.strong_model is not None:
-            strong = report[report.models[report.strong_model]]
+            strong = report[report.strong_model]
             target = 0.95 * strong.max_quality
             reach = cost_to_reach(nondecreasing_hull(result.costs, result.qualities), target)
             row["saving_at_95pct_strong"] = None if reach is None else 1 - reach / strong.max_quality_cost

@@ -48,7 +48,7 @@ def main() -> None:
             {"routoo-default": predictor.predict(test.prompts)[:, columns]},
             cost_estimate=train.mean_cost(),
         )
-        best = report[report.models[report.best_model]]
+        best = report[report.best_model]
         mine, oracle = report["routoo-default"], report["oracle frontier"]
         rows.append(
             f"| {name} | {len(test)} | {len(test.models)} | {mine.aiq:.3f} ± {mine.aiq_stderr:.3f} "
