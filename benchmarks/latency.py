@@ -29,7 +29,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 POOL = [
     {"name": "gpt-4o", "like": "gpt-4-1106-preview"},
     {"name": "gpt-4o-mini", "like": "gpt-3.5-turbo-1106"},
-    {"name": "claude-3-haiku-20240307", "like": "claude-instant-v1"},
+    {"name": "claude-haiku-4-5", "like": "claude-instant-v1"},
 ]
 
 

@@ -8,6 +8,8 @@ predictor as itself or, with ``like=``, as a model the predictor knows.
 
 from __future__ import annotations
 
+import contextlib
+import io
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -169,7 +171,9 @@ def _resolve(spec: ModelSpec, predictor_output_tokens: Mapping[str, float]) -> M
 def _model_info(name: str) -> dict[str, Any]:
     """litellm's entry for ``name``, or nothing when litellm does not know the model."""
     try:
-        return dict(litellm.get_model_info(name))
+        # get_model_info prints a provider list to stdout before it fails on an unknown model.
+        with contextlib.redirect_stdout(io.StringIO()):
+            return dict(litellm.get_model_info(name))
     except Exception:  # litellm raises bare Exceptions for models it has not mapped
         return {}
 
