@@ -19,31 +19,32 @@ from routoo.predictors.base import Predictor
 from routoo.prompts import prompt_texts
 
 C_GRID = (0.1, 1.0, 10.0)
+FOLDS = 2
 
 
 class LogisticProbe(Predictor):
-    """Per-model logistic regression on MiniLM embeddings; the inverse penalty ``C`` is
-    picked from ``C_GRID`` by 3-fold cross-validation on the training split (log loss)."""
+    """Per-model logistic regression on MiniLM embeddings; each model's inverse penalty ``C``
+    is picked from ``C_GRID`` by 2-fold cross-validation on the training split (log loss).
+
+    The per-model problems are independent, so all models are fitted in one L-BFGS run over
+    their summed (separable) objective; masked records do not count.
+    """
 
     kind = "logistic-probe"
 
     def _fit(self, dataset: RoutingDataset) -> None:
-        features = get_encoder().encode(prompt_texts(dataset.prompts, self.prompt_view))
-        folds = np.arange(len(dataset)) % 3
-        self.weights_ = np.zeros((len(dataset.models), features.shape[1] + 1), dtype=np.float32)
-        for column in range(len(dataset.models)):
-            rows = ~np.isnan(dataset.quality[:, column])
-            x, y = features[rows], dataset.quality[rows, column]
-
-            def held_out_loss(c: float, x=x, y=y, fold=folds[rows]) -> float:
-                losses = [
-                    _log_loss(_fit_logistic(x[fold != k], y[fold != k], c), x[fold == k], y[fold == k])
-                    for k in range(3)
-                ]
-                return float(np.mean(losses))
-
-            best_c = min(C_GRID, key=held_out_loss)
-            self.weights_[column] = _fit_logistic(x, y, best_c)
+        x = get_encoder().encode(prompt_texts(dataset.prompts, self.prompt_view)).astype(np.float64)
+        observed = ~np.isnan(dataset.quality)
+        y = np.nan_to_num(dataset.quality)
+        folds = np.arange(len(dataset)) % FOLDS
+        held_out = np.zeros((len(C_GRID), len(dataset.models)))
+        for c_index, c in enumerate(C_GRID):
+            for k in range(FOLDS):
+                train, test = folds != k, folds == k
+                theta = _fit_logistic(x[train], y[train], observed[train], np.full(y.shape[1], c))
+                held_out[c_index] += _log_loss(theta, x[test], y[test], observed[test])
+        best_c = np.array(C_GRID)[held_out.argmin(axis=0)]
+        self.weights_ = _fit_logistic(x, y, observed, best_c).astype(np.float32)
 
     def _predict_texts(self, texts: list[str]) -> np.ndarray:
         features = get_encoder().encode(texts)
@@ -56,22 +57,33 @@ class LogisticProbe(Predictor):
         self.weights_ = tensors["weights"]
 
 
-def _fit_logistic(x: np.ndarray, y: np.ndarray, c: float) -> np.ndarray:
-    """Weights and bias minimising soft-target log loss + ||w||² / (2 C n)."""
-    n, d = x.shape
+def _fit_logistic(x: np.ndarray, y: np.ndarray, observed: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """(models, dim + 1) weights and biases minimising, per model, soft-target log loss over
+    its observed rows + ||w||^2 / (2 C n), n its observed count."""
+    d = x.shape[1]
+    m = y.shape[1]
+    counts = np.maximum(observed.sum(axis=0), 1)
 
-    def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        w, b = theta[:d], theta[d]
-        p = expit(x @ w + b)
+    def objective(flat: np.ndarray) -> tuple[float, np.ndarray]:
+        theta = flat.reshape(m, d + 1)
+        w, b = theta[:, :d], theta[:, d]
+        p = expit(x @ w.T + b)
         eps = 1e-9
-        loss = -np.mean(y * np.log(p + eps) + (1 - y) * np.log(1 - p + eps)) + w @ w / (2 * c * n)
-        residual = (p - y) / n
-        return loss, np.concatenate([x.T @ residual + w / (c * n), [residual.sum()]])
+        losses = -(y * np.log(p + eps) + (1 - y) * np.log(1 - p + eps)) * observed
+        penalty = (w * w).sum(axis=1) / (2 * c * counts)
+        loss = (losses.sum(axis=0) / counts + penalty).sum()
+        residual = (p - y) * observed / counts
+        gradient = np.concatenate(
+            [residual.T @ x + w / (c * counts)[:, None], residual.sum(axis=0)[:, None]], axis=1
+        )
+        return float(loss), gradient.ravel()
 
-    result = minimize(objective, np.zeros(d + 1), jac=True, method="L-BFGS-B", options={"maxiter": 200})
-    return result.x.astype(np.float32)
+    result = minimize(objective, np.zeros(m * (d + 1)), jac=True, method="L-BFGS-B", options={"maxiter": 300})
+    return result.x.reshape(m, d + 1)
 
 
-def _log_loss(theta: np.ndarray, x: np.ndarray, y: np.ndarray) -> float:
-    p = np.clip(expit(x @ theta[:-1] + theta[-1]), 1e-9, 1 - 1e-9)
-    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+def _log_loss(theta: np.ndarray, x: np.ndarray, y: np.ndarray, observed: np.ndarray) -> np.ndarray:
+    """Mean held-out log loss of each model over its observed rows."""
+    p = np.clip(expit(x @ theta[:, :-1].T + theta[:, -1]), 1e-9, 1 - 1e-9)
+    losses = -(y * np.log(p) + (1 - y) * np.log(1 - p)) * observed
+    return losses.sum(axis=0) / np.maximum(observed.sum(axis=0), 1)
