@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy.optimize import minimize
 from scipy.special import expit
 
 from routoo.data.dataset import RoutingDataset
@@ -20,14 +19,14 @@ from routoo.prompts import prompt_texts
 
 C_GRID = (0.1, 1.0, 10.0)
 FOLDS = 2
+NEWTON_STEPS = 30
 
 
 class LogisticProbe(Predictor):
     """Per-model logistic regression on MiniLM embeddings; each model's inverse penalty ``C``
     is picked from ``C_GRID`` by 2-fold cross-validation on the training split (log loss).
 
-    The per-model problems are independent, so all models are fitted in one L-BFGS run over
-    their summed (separable) objective; masked records do not count.
+    Masked records do not count.
     """
 
     kind = "logistic-probe"
@@ -58,28 +57,25 @@ class LogisticProbe(Predictor):
 
 
 def _fit_logistic(x: np.ndarray, y: np.ndarray, observed: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """(models, dim + 1) weights and biases minimising, per model, soft-target log loss over
-    its observed rows + ||w||^2 / (2 C n), n its observed count."""
-    d = x.shape[1]
-    m = y.shape[1]
-    counts = np.maximum(observed.sum(axis=0), 1)
-
-    def objective(flat: np.ndarray) -> tuple[float, np.ndarray]:
-        theta = flat.reshape(m, d + 1)
-        w, b = theta[:, :d], theta[:, d]
-        p = expit(x @ w.T + b)
-        eps = 1e-9
-        losses = -(y * np.log(p + eps) + (1 - y) * np.log(1 - p + eps)) * observed
-        penalty = (w * w).sum(axis=1) / (2 * c * counts)
-        loss = (losses.sum(axis=0) / counts + penalty).sum()
-        residual = (p - y) * observed / counts
-        gradient = np.concatenate(
-            [residual.T @ x + w / (c * counts)[:, None], residual.sum(axis=0)[:, None]], axis=1
-        )
-        return float(loss), gradient.ravel()
-
-    result = minimize(objective, np.zeros(m * (d + 1)), jac=True, method="L-BFGS-B", options={"maxiter": 300})
-    return result.x.reshape(m, d + 1)
+    """(models, dim + 1) weights and biases minimising, per model, the soft-target log loss over
+    its observed rows + ||w||^2 / (2 C n), n its observed count, by Newton's method (the
+    problem is strictly convex and small: a few steps converge)."""
+    features = np.hstack([x, np.ones((len(x), 1))])
+    theta = np.zeros((y.shape[1], features.shape[1]))
+    for model in range(y.shape[1]):
+        rows = observed[:, model]
+        xs, ys = features[rows], y[rows, model]
+        penalty = np.full(features.shape[1], 1.0 / (c[model] * max(len(ys), 1)))
+        penalty[-1] = 0.0  # the bias is not penalised
+        for _ in range(NEWTON_STEPS):
+            p = expit(xs @ theta[model])
+            gradient = xs.T @ (p - ys) / len(ys) + penalty * theta[model]
+            hessian = (xs.T * (p * (1 - p))) @ xs / len(ys) + np.diag(penalty + 1e-9)
+            step = np.linalg.solve(hessian, gradient)
+            theta[model] -= step
+            if np.abs(step).max() < 1e-6:
+                break
+    return theta
 
 
 def _log_loss(theta: np.ndarray, x: np.ndarray, y: np.ndarray, observed: np.ndarray) -> np.ndarray:
