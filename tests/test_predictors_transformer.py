@@ -177,7 +177,7 @@ def test_causal_lm_trained_on_another_backbone_fails_to_load(
 @pytest.mark.slow
 def test_causal_lm_training_last_layers_saves_them(planted_dataset, tmp_path: Path) -> None:
     predictor = CausalLMPredictor(
-        epochs=1, max_length=16, train_backbone="last_layers", unfrozen_layers=1
+        epochs=2, max_length=16, train_backbone="last_layers", unfrozen_layers=1
     ).fit(planted_dataset(n=16, seed=0))
     loaded = assert_round_trip(predictor, tmp_path)
     saved = load_file(tmp_path / WEIGHTS_FILE)

@@ -95,6 +95,7 @@ def check_common_params(epochs: object, batch_size: object, max_length: object, 
 
 
 def check_learning_rates(**rates: object) -> None:
+    """``ConfigError`` naming the first learning rate that is not a positive number."""
     for name, value in rates.items():
         if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
             raise ConfigError(f"{name} must be a positive number, not {value!r}")
@@ -175,13 +176,9 @@ def shuffled_batches(
     """A shuffled epoch of item batches; with ``lengths``, each batch holds items of similar length."""
     order = rng.permutation(items)
     if lengths is not None:
-        windows = range(0, len(order), batch_size * LENGTH_WINDOW_BATCHES)
-        order = np.concatenate(
-            [
-                window[np.argsort(lengths[window], kind="stable")]
-                for window in (order[start : start + batch_size * LENGTH_WINDOW_BATCHES] for start in windows)
-            ]
-        )
+        window = batch_size * LENGTH_WINDOW_BATCHES
+        chunks = [order[start : start + window] for start in range(0, len(order), window)]
+        order = np.concatenate([chunk[np.argsort(lengths[chunk], kind="stable")] for chunk in chunks])
     batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
     return [batches[i] for i in rng.permutation(len(batches))]
 
@@ -253,10 +250,10 @@ def train(
             epochs_run += 1
             if len(validation) == 0:
                 continue
-            loss = validation_loss(network, logits_for, objective, validation, batch_size)
-            bar.set_postfix(validation_loss=f"{loss:.4f}")
-            if loss < best_loss:
-                best_loss, stale = loss, 0
+            held_out_loss = validation_loss(network, logits_for, objective, validation, batch_size)
+            bar.set_postfix(validation_loss=f"{held_out_loss:.4f}")
+            if held_out_loss < best_loss:
+                best_loss, stale = held_out_loss, 0
                 best_weights = [parameter.detach().clone() for parameter in trained]
             else:
                 stale += 1
