@@ -27,6 +27,7 @@ from routoo.predictors.mf import (
     LOSSES,
     MIN_PROMPTS_FOR_VALIDATION,
     VALIDATION_FOLDS,
+    VALIDATION_SALT,
     listwise_loss,
     masked_bce,
     pairwise_loss,
@@ -192,7 +193,10 @@ def validation_items(objective: Objective, texts: Sequence[str]) -> np.ndarray:
     """
     if len(objective.rows) < MIN_PROMPTS_FOR_VALIDATION:
         return np.zeros(len(objective.rows), dtype=bool)
-    is_validation = hash_folds([texts[row] for row in objective.rows], VALIDATION_FOLDS) == 0
+    # Salted: an unsalted hash would put the same prompts aside as a hash-based train/test split
+    # does, and could leave a training split without a validation slice.
+    texts_used = [texts[row] for row in objective.rows]
+    is_validation = hash_folds(texts_used, VALIDATION_FOLDS, salt=VALIDATION_SALT) == 0
     return is_validation if is_validation.any() and not is_validation.all() else np.zeros_like(is_validation)
 
 
