@@ -18,24 +18,30 @@ def planted_jsonl(planted_dataset, tmp_path: Path) -> Path:
     return path
 
 
-def test_train_predict_and_eval_round_trip(planted_jsonl: Path, tmp_path: Path, capsys) -> None:
+@pytest.fixture
+def trained_knn(planted_jsonl: Path, tmp_path: Path, capsys) -> Path:
+    """A knn predictor trained and saved by `routoo train`."""
     model_dir = tmp_path / "knn"
-    assert (
-        main(
-            [
-                "train",
-                "--data",
-                str(planted_jsonl),
-                "--predictor",
-                "knn",
-                "--param",
-                "k=5",
-                "--out",
-                str(model_dir),
-            ]
-        )
-        == 0
-    )
+    args = [
+        "train",
+        "--data",
+        str(planted_jsonl),
+        "--predictor",
+        "knn",
+        "--param",
+        "k=5",
+        "--out",
+        str(model_dir),
+    ]
+    assert main(args) == 0
+    capsys.readouterr()
+    return model_dir
+
+
+def test_train_predict_and_eval_round_trip(
+    trained_knn: Path, planted_jsonl: Path, tmp_path: Path, capsys
+) -> None:
+    model_dir = trained_knn
     assert json.loads((model_dir / "config.json").read_text())["params"]["k"] == 5
 
     prompts = tmp_path / "prompts.jsonl"
@@ -77,25 +83,11 @@ def test_bad_input_is_a_clear_error_not_a_traceback(planted_jsonl: Path, tmp_pat
     assert "name=value" in capsys.readouterr().err
 
 
-def test_route_and_calibrate_with_a_saved_predictor(planted_jsonl: Path, tmp_path: Path, capsys) -> None:
+def test_route_and_calibrate_with_a_saved_predictor(trained_knn: Path, planted_jsonl: Path, capsys) -> None:
     from routoo.testing import register_scripted_provider
 
     register_scripted_provider()
-    model_dir = tmp_path / "knn"
-    main(
-        [
-            "train",
-            "--data",
-            str(planted_jsonl),
-            "--predictor",
-            "knn",
-            "--param",
-            "k=5",
-            "--out",
-            str(model_dir),
-        ]
-    )
-    capsys.readouterr()
+    model_dir = trained_knn
     models = "scripted/small=math-model,scripted/medium=poet-model,scripted/large=big-model"
 
     assert (
