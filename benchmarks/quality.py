@@ -46,6 +46,8 @@ PREDICTORS: dict[str, Callable[[], Predictor]] = {
     "mf": lambda: make_predictor("mf"),
     "mf-pairwise": lambda: make_predictor("mf", loss="pairwise"),
     "mf-listwise": lambda: make_predictor("mf", loss="listwise"),
+    "mf-static": lambda: make_predictor("mf", encoder="static"),
+    "ensemble": lambda: make_predictor("ensemble"),  # tuned knn + mf, averaged
     "encoder": lambda: make_predictor("encoder"),
     "causal-lm": lambda: make_predictor("causal-lm"),
 }
@@ -62,8 +64,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sets", default=",".join(SETS))
     parser.add_argument("--predictors", default=",".join(PREDICTORS))
-    parser.add_argument("--ood-predictors", default="knn-tuned,logistic-probe,mf,mf-pairwise")
-    parser.add_argument("--max-train", type=int, default=3000, help="cap for encoder and causal-lm")
+    parser.add_argument("--ood-predictors", default="knn-tuned,logistic-probe,mf,mf-static,ensemble")
+    parser.add_argument("--max-train", type=int, default=1500, help="cap for encoder and causal-lm")
     parser.add_argument(
         "--heavy-sets",
         default="routellm-gsm8k,routellm-mt-bench,routerbench",

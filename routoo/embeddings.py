@@ -24,7 +24,7 @@ import time
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -337,14 +337,38 @@ def _encoder_id(folder: Path, max_length: int) -> str:
     return f"{folder.name}-{digest.hexdigest()[:12]}"
 
 
-_ENCODERS: dict[Path, SentenceEncoder] = {}
+class Encoder(Protocol):
+    """What predictors need of an encoder: ``SentenceEncoder`` or ``StaticEncoder``."""
+
+    encoder_id: str
+    dim: int
+    model_path: Path
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+STATIC_PREFIX = "static"
+_ENCODERS: dict[tuple[str, Path], Encoder] = {}
 _ENCODERS_LOCK = threading.Lock()
 
 
-def get_encoder(model_path: str | Path | None = None) -> SentenceEncoder:
-    """The process-wide encoder for a model folder (default: all-MiniLM-L6-v2), created once."""
-    path = (Path(model_path) if model_path is not None else default_model_path()).resolve()
+def get_encoder(spec: str | Path | None = None) -> Encoder:
+    """The process-wide encoder for ``spec``, created once.
+
+    ``None`` or a folder path: that sentence-transformers model (default all-MiniLM-L6-v2).
+    ``"static"`` or ``"static:FOLDER"``: static word-piece embeddings distilled from it
+    (``routoo.static_embeddings``), for routing decisions without a transformer forward pass.
+    """
+    kind, path = "transformer", spec
+    if isinstance(spec, str) and (spec == STATIC_PREFIX or spec.startswith(STATIC_PREFIX + ":")):
+        kind, path = STATIC_PREFIX, spec[len(STATIC_PREFIX) + 1 :] or None
+    folder = (Path(path) if path is not None else default_model_path()).resolve()
     with _ENCODERS_LOCK:
-        if path not in _ENCODERS:
-            _ENCODERS[path] = SentenceEncoder(path)
-        return _ENCODERS[path]
+        if (kind, folder) not in _ENCODERS:
+            if kind == STATIC_PREFIX:
+                from routoo.static_embeddings import StaticEncoder
+
+                _ENCODERS[kind, folder] = StaticEncoder(folder)
+            else:
+                _ENCODERS[kind, folder] = SentenceEncoder(folder)
+        return _ENCODERS[kind, folder]

@@ -228,6 +228,13 @@ def test_plot_writes_a_png(tmp_path, planted_dataset, n_models):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
 
 
+def test_plot_draws_more_routers_than_a_palette_has_colours(tmp_path, planted_dataset):
+    test = planted_dataset(n=40, seed=1, noise=0.1)
+    routers = {f"router-{i}": test.quality + 0.01 * i for i in range(25)}
+    path = evaluate(test, routers, n_bootstrap=5).plot(tmp_path / "many.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_bad_input_is_named():
     toy = toy_dataset()
     with pytest.raises(DataError, match=r"shape \(3, 3\)"):

@@ -35,6 +35,15 @@ CASES: list[tuple[str, dict[str, Any]]] = [
     ("mf", {"epochs": 40, "batch_size": 32}),
     ("encoder", {"epochs": 2, "head_lr": 1e-2, "batch_size": 16, "max_length": 32}),
     ("causal-lm", {"epochs": 20, "max_length": 32}),
+    (
+        "ensemble",
+        {
+            "members": [
+                {"kind": "knn", "params": {"k": 10}},
+                {"kind": "mf", "params": {"epochs": 40, "batch_size": 32}},
+            ]
+        },
+    ),
 ]
 KINDS = [kind for kind, _ in CASES]
 
@@ -168,7 +177,7 @@ def test_a_config_that_does_not_fit_fails_to_load(fitted: Predictor, tmp_path: P
 
 # ---------------------------------------------------------------------------- registry
 def test_registry_lists_every_kind() -> None:
-    assert PREDICTOR_KINDS == ("knn", "mf", "encoder", "causal-lm")
+    assert PREDICTOR_KINDS == ("knn", "mf", "encoder", "causal-lm", "ensemble")
     assert set(registry._CLASSES) == set(PREDICTOR_KINDS)
     assert {predictor_class(kind).kind for kind in KINDS} == set(KINDS)
 

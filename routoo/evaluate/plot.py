@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from itertools import cycle
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,7 +29,7 @@ def plot_report(report: EvaluationReport, path: str | Path) -> Path:
     # A bare Figure renders with the Agg canvas and leaves pyplot's global state alone.
     figure = Figure(figsize=(13 if two_models else 7.5, 5.5), layout="tight")
     axes = figure.subplots(1, 2 if two_models else 1, squeeze=False)
-    router_colors = iter(colormaps["tab10"].colors)
+    router_colors = cycle(colormaps["tab20"].colors)  # colours repeat only past 20 routers
     colors = {
         result.name: _BASELINE_COLORS.get(result.kind) or next(router_colors) for result in report.results
     }

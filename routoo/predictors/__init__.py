@@ -22,6 +22,7 @@ _LAZY = {
     "MFPredictor": "routoo.predictors.mf",
     "EncoderPredictor": "routoo.predictors.encoder",
     "CausalLMPredictor": "routoo.predictors.causal_lm",
+    "EnsemblePredictor": "routoo.predictors.ensemble",
 }
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "PREDICTOR_KINDS",
     "CausalLMPredictor",
     "EncoderPredictor",
+    "EnsemblePredictor",
     "KNNPredictor",
     "MFPredictor",
     "Predictor",

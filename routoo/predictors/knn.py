@@ -22,7 +22,7 @@ from scipy import sparse
 from scipy.special import expit, softmax
 
 from routoo.data.dataset import RoutingDataset
-from routoo.embeddings import SentenceEncoder, get_encoder, hash_folds
+from routoo.embeddings import Encoder, get_encoder, hash_folds
 from routoo.errors import ConfigError, DataError, PredictorLoadError
 from routoo.predictors.base import Predictor
 from routoo.prompts import PromptView, prompt_texts
@@ -45,8 +45,9 @@ class KNNPredictor(Predictor):
     """Similarity-weighted nearest neighbours over sentence embeddings of the training prompts.
 
     ``weighting="softmax"`` weights neighbour i by ``exp(similarity_i / temperature)``;
-    ``"uniform"`` weights all k alike. ``encoder`` is the path of a local
-    sentence-transformers folder (None: the bundled all-MiniLM-L6-v2). With battles only,
+    ``"uniform"`` weights all k alike. ``encoder`` is what ``routoo.embeddings.get_encoder``
+    takes: a local sentence-transformers folder (None: the bundled all-MiniLM-L6-v2), or
+    ``"static"`` for static embeddings distilled from it. With battles only,
     ``temperature`` sets the softmax over all training battles and ``k`` is not used.
     """
 
@@ -277,9 +278,9 @@ def training_mode(dataset: RoutingDataset, kind: str) -> Literal["quality", "bat
     raise DataError(f"dataset {dataset.name!r} has neither quality records nor battles to learn from")
 
 
-def check_encoder(model_path: str | None, trained_id: str) -> SentenceEncoder:
-    """The encoder at ``model_path``, if it is the one a saved predictor was trained with."""
-    encoder = get_encoder(model_path)
+def check_encoder(spec: str | None, trained_id: str) -> Encoder:
+    """The encoder ``spec`` names, if it is the one a saved predictor was trained with."""
+    encoder = get_encoder(spec)
     if encoder.encoder_id != trained_id:
         raise PredictorLoadError(
             f"the predictor was trained on embeddings of encoder {trained_id!r}, "

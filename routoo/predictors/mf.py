@@ -69,8 +69,9 @@ class MFPredictor(Predictor):
     ``dim`` is the size of the shared prompt/model space, ``hidden`` the width of the
     projection's hidden layer (0: a linear projection). Training runs at most ``epochs``
     passes of AdamW and stops after ``patience`` epochs without a better validation loss,
-    keeping the best weights. ``encoder`` is the path of a local sentence-transformers
-    folder (None: the bundled all-MiniLM-L6-v2).
+    keeping the best weights. ``encoder`` is what ``routoo.embeddings.get_encoder`` takes:
+    a local sentence-transformers folder (None: the bundled all-MiniLM-L6-v2), or
+    ``"static"`` for static embeddings distilled from it (no transformer at prediction time).
     """
 
     kind = "mf"

@@ -13,12 +13,13 @@ from typing import Any
 from routoo.errors import ConfigError, PredictorLoadError
 from routoo.predictors.base import CONFIG_FILE, Predictor, read_config
 
-PREDICTOR_KINDS: tuple[str, ...] = ("knn", "mf", "encoder", "causal-lm")
+PREDICTOR_KINDS: tuple[str, ...] = ("knn", "mf", "encoder", "causal-lm", "ensemble")
 _CLASSES: dict[str, str] = {
     "knn": "routoo.predictors.knn:KNNPredictor",
     "mf": "routoo.predictors.mf:MFPredictor",
     "encoder": "routoo.predictors.encoder:EncoderPredictor",
     "causal-lm": "routoo.predictors.causal_lm:CausalLMPredictor",
+    "ensemble": "routoo.predictors.ensemble:EnsemblePredictor",
 }
 DEFAULT_PREDICTOR_DIR = Path(__file__).resolve().parent.parent / "default_predictor"
 
