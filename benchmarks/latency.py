@@ -15,13 +15,14 @@ import argparse
 import json
 import os
 import platform
-import re
 import resource
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from readme_block import replace_readme_block
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -155,7 +156,7 @@ def main() -> None:
 
 def write_readme(result: dict) -> None:
     route, bert, minilm = result["route_decision"], result["bert_base_forward"], result["minilm_forward"]
-    block = f"""<!-- latency:start -->
+    block = f"""
 Measured by `python benchmarks/latency.py` on {result["machine"]} (torch threads:
 {result["torch_threads"]}), {result["prompts"]} prompts of ~100 tokens routed one at a time
 with the shipped default predictor (`mf` over static embeddings) over a 3-model pool:
@@ -170,13 +171,8 @@ with the shipped default predictor (`mf` over static embeddings) over a 3-model 
 | batch prediction throughput | {result["batch_predict_prompts_per_s"]:.0f} prompts/s |
 | peak memory while routing (RSS) | {result["peak_rss_mib_routing"]:.0f} MiB |
 | `import routoo, routoo.router` (litellm included) | {result["import_routoo_s"]:.2f} s |
-<!-- latency:end -->"""
-    readme = Path(__file__).resolve().parent.parent / "README.md"
-    text = readme.read_text()
-    pattern = re.compile(r"<!-- latency:start -->.*?<!-- latency:end -->", re.S)
-    if not pattern.search(text):
-        raise SystemExit("README.md has no <!-- latency:start --> ... <!-- latency:end --> block")
-    readme.write_text(pattern.sub(lambda _: block, text))
+"""
+    replace_readme_block("latency", block.strip())
 
 
 if __name__ == "__main__":

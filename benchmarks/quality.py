@@ -29,6 +29,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np
 from baselines import LogisticProbe
+from readme_block import replace_readme_block
 
 from routoo.data import RoutingDataset, category_split, load_dataset, train_test_split
 from routoo.evaluate import EvaluationReport, evaluate
@@ -210,19 +211,13 @@ def machine() -> str:
 
 
 def write_readme(table: str, where: str, heavy_sets: str, max_train: int) -> None:
-    readme = ROOT / "README.md"
-    text = readme.read_text()
-    block = (
-        "<!-- quality:start -->\n"
+    body = (
         f"Measured by `python benchmarks/quality.py` on {where}. `encoder` and `causal-lm` run on "
         f"{heavy_sets} only, trained on at most {max_train} prompts (CPU time); single models' "
         "numbers and plots per experiment are in `benchmarks/results/`.\n\n"
-        f"{table}\n<!-- quality:end -->"
+        f"{table}"
     )
-    pattern = re.compile(r"<!-- quality:start -->.*?<!-- quality:end -->", re.S)
-    if not pattern.search(text):
-        raise SystemExit("README.md has no <!-- quality:start --> ... <!-- quality:end --> block")
-    readme.write_text(pattern.sub(lambda _: block, text))
+    replace_readme_block("quality", body)
 
 
 if __name__ == "__main__":

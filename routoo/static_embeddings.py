@@ -26,7 +26,7 @@ from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 from tqdm.auto import tqdm
 
-from routoo.embeddings import SentenceEncoder, default_model_path
+from routoo.embeddings import SentenceEncoder, cache_root, default_model_path
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ class StaticEncoder:
         self.dim = self.source.dim
         self.encoder_id = f"static{RECIPE_VERSION}-{self.source.encoder_id}"
         if cache_dir is None:
-            cache_dir = Path(os.environ.get("ROUTOO_CACHE_DIR") or Path.home() / ".cache" / "routoo")
+            cache_dir = cache_root()
         self.table_path = Path(cache_dir) / "static" / f"{self.encoder_id}.safetensors" if cache_dir else None
         self._lock = threading.Lock()
         self._tokenizer: Any = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +54,18 @@ def planted_prompts(n: int, seed: int = 0) -> tuple[list[str], np.ndarray]:
             prompts.append(f"Write a {style} about {topic}, full of vivid imagery.")
             is_math.append(False)
     return prompts, np.array(is_math)
+
+
+@pytest.fixture(scope="module")
+def isolated_embedding_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Embeddings go to a throwaway cache, not the user's; encoders are created afresh."""
+    from routoo import embeddings
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ROUTOO_CACHE_DIR", str(tmp_path_factory.mktemp("embedding-cache")))
+        patch.delenv("ROUTOO_NO_EMBED_CACHE", raising=False)
+        patch.setattr(embeddings, "_ENCODERS", {})
+        yield
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,6 @@ import numpy as np
 import pytest
 from conftest import planted_prompts
 
-from routoo import embeddings
 from routoo.cli import main
 from routoo.data import save_jsonl
 from routoo.errors import ConfigError, PredictorLoadError
@@ -33,16 +31,8 @@ FAST_MEMBERS: list[dict[str, Any]] = [
     {"kind": "mf", "params": {"epochs": 40, "batch_size": 32}},
 ]
 HELD_OUT, IS_MATH = planted_prompts(60, seed=1)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def isolated_embedding_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Embeddings go to a throwaway cache, not the user's."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("ROUTOO_CACHE_DIR", str(tmp_path_factory.mktemp("embedding-cache")))
-        patch.delenv("ROUTOO_NO_EMBED_CACHE", raising=False)
-        patch.setattr(embeddings, "_ENCODERS", {})
-        yield
+# Embeddings go to a throwaway cache, not the user's (conftest.py).
+pytestmark = pytest.mark.usefixtures("isolated_embedding_cache")
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,6 @@ import numpy as np
 import pytest
 from conftest import planted_prompts
 
-from routoo import embeddings
 from routoo.errors import ConfigError, PredictorError, PredictorLoadError
 from routoo.predictors import (
     PREDICTOR_KINDS,
@@ -46,16 +44,8 @@ CASES: list[tuple[str, dict[str, Any]]] = [
     ),
 ]
 KINDS = [kind for kind, _ in CASES]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def isolated_embedding_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Embeddings go to a throwaway cache, not the user's."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("ROUTOO_CACHE_DIR", str(tmp_path_factory.mktemp("embedding-cache")))
-        patch.delenv("ROUTOO_NO_EMBED_CACHE", raising=False)
-        patch.setattr(embeddings, "_ENCODERS", {})
-        yield
+# Embeddings go to a throwaway cache, not the user's (conftest.py).
+pytestmark = pytest.mark.usefixtures("isolated_embedding_cache")
 
 
 @pytest.fixture(params=CASES, ids=KINDS)
@@ -200,6 +190,7 @@ def test_load_default_says_how_to_get_one_when_absent(
 def test_load_default_loads_the_shipped_directory(
     fitted: Predictor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+
     fitted.save(tmp_path)
     monkeypatch.setattr(registry, "DEFAULT_PREDICTOR_DIR", tmp_path)
     np.testing.assert_array_equal(load_default().predict(HELD_OUT[:5]), fitted.predict(HELD_OUT[:5]))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +10,6 @@ import pytest
 import torch
 from conftest import planted_prompts
 
-from routoo import embeddings
 from routoo.data.dataset import Battle, RoutingDataset
 from routoo.errors import ConfigError, DataError, PredictorLoadError
 from routoo.predictors import KNNPredictor, MFPredictor, load_predictor
@@ -20,16 +18,8 @@ from routoo.predictors.knn import K_GRID, TEMPERATURE_GRID
 
 MODELS = ["math-model", "poet-model", "big-model"]
 HELD_OUT, IS_MATH = planted_prompts(60, seed=1)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def isolated_embedding_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Embeddings go to a throwaway cache, not the user's."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("ROUTOO_CACHE_DIR", str(tmp_path_factory.mktemp("embedding-cache")))
-        patch.delenv("ROUTOO_NO_EMBED_CACHE", raising=False)
-        patch.setattr(embeddings, "_ENCODERS", {})
-        yield
+# Embeddings go to a throwaway cache, not the user's (conftest.py).
+pytestmark = pytest.mark.usefixtures("isolated_embedding_cache")
 
 
 def specialist_accuracy(scores: np.ndarray) -> float:
