@@ -24,7 +24,8 @@ from pathlib import Path
 
 from readme_block import replace_readme_block
 
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+# torch's OpenMP workers otherwise spin waiting on each other on a small shared CPU.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # Measure real encoding: with the embedding cache a repeated prompt costs well under 1 ms.
 os.environ["ROUTOO_NO_EMBED_CACHE"] = "1"

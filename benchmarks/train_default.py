@@ -17,7 +17,8 @@ import platform
 import time
 from pathlib import Path
 
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+# torch's OpenMP workers otherwise spin waiting on each other on a small shared CPU.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from routoo.data import concat_datasets, load_dataset, train_test_split

@@ -74,7 +74,10 @@ def run_agent(llm: RoutooChat, question: str, max_turns: int = 6) -> list[BaseMe
 def main(
     models: list[Any] | None = None, predictor: str | Path | None = None, limit_usd: float = 0.05
 ) -> dict[str, Any]:
-    """Run the agent under a hard budget, then once more with too little left; returns both outcomes."""
+    """Run the agent under a hard budget, then once more with too little left; returns both outcomes.
+
+    ``spent`` is everything ``llm`` spent, the refused second run included (it sends nothing).
+    """
     if models is None:
         models = ONLINE_MODELS if os.environ.get("ROUTOO_EXAMPLE_ONLINE") == "1" else offline_models()
     llm = RoutooChat(models=models, predictor=predictor or os.environ.get("ROUTOO_PREDICTOR"))
@@ -96,7 +99,7 @@ def main(
     except BudgetExceededError as error:
         stopped = str(error)
         print(f"stopped: {stopped}")
-    return {"messages": messages, "budget": budget, "stopped": stopped}
+    return {"messages": messages, "budget": budget, "stopped": stopped, "spent": llm.spent}
 
 
 if __name__ == "__main__":

@@ -68,14 +68,15 @@ def main(models: list[Any] | None = None, predictor: str | Path | None = None) -
     # runs low, calls go to cheaper models first.
     shared = Budget(one_run * 5, name="shared")
     capped = chain.with_config(configurable={"routoo_budget": shared})
-    runs = 0
+    runs, stopped = 0, None
     try:
         while runs < 10:
             capped.invoke({"topic": TOPIC})
             runs += 1
         print(f"10 runs spent ${shared.spent:.6f} of the shared ${shared.limit_usd:.6f}")
     except BudgetExceededError as error:
-        print(f"after {runs} runs the shared budget stopped the chain: {error}")
+        stopped = str(error)
+        print(f"after {runs} runs the shared budget stopped the chain: {stopped}")
 
     # A soft budget bends routing instead of refusing: the tradeoff rises as the money runs out.
     soft = Budget(one_run * 2, mode="soft", name="soft")
@@ -87,7 +88,14 @@ def main(models: list[Any] | None = None, predictor: str | Path | None = None) -
 
     # Per-run routing settings: this run takes the cheapest model predicted to reach 0.9.
     chain.invoke({"topic": TOPIC}, config={"configurable": {"routoo_quality_floor": 0.9}})
-    return {"one_run": one_run, "shared_runs": runs, "shared": shared, "soft": soft, "tokens": tokens}
+    return {
+        "one_run": one_run,
+        "shared_runs": runs,
+        "shared": shared,
+        "stopped": stopped,
+        "soft": soft,
+        "tokens": tokens,
+    }
 
 
 if __name__ == "__main__":

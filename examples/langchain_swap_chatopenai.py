@@ -46,7 +46,7 @@ def offline_models() -> list[dict[str, str]]:
 
 
 def main(models: list[Any] | None = None, predictor: str | Path | None = None) -> list[dict[str, Any]]:
-    """Answer ``QUESTIONS`` with the chain; returns each answer with its model and cost."""
+    """Answer ``QUESTIONS`` with the chain; returns each answer with its model, cost, usage and decision."""
     if models is None:
         models = ONLINE_MODELS if os.environ.get("ROUTOO_EXAMPLE_ONLINE") == "1" else offline_models()
     predictor = predictor or os.environ.get("ROUTOO_PREDICTOR")  # None: Routoo's default predictor
@@ -68,6 +68,8 @@ def main(models: list[Any] | None = None, predictor: str | Path | None = None) -
                 "model": message.response_metadata["model_name"],
                 "cost_usd": message.response_metadata["cost_usd"],
                 "rule": message.response_metadata["routoo_decision"]["rule"],
+                "decision": message.response_metadata["routoo_decision"],  # every candidate, and why
+                "usage": message.usage_metadata,
             }
         )
     for result in results:

@@ -10,7 +10,6 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import litellm
 from llama_index.core.base.llms.generic_utils import (
     achat_to_completion_decorator,
     astream_chat_to_completion_decorator,
@@ -39,6 +38,7 @@ from llama_index.core.types import Model, TokenAsyncGen, TokenGen
 
 from llamaindex_routoo.messages import from_litellm_message, merge_tool_call_deltas, to_litellm_messages
 from llamaindex_routoo.question import question_from_messages
+from routoo._litellm import litellm
 from routoo.pool import ModelSpec
 from routoo.predictors.base import Predictor
 from routoo.prompts import PromptView

@@ -5,14 +5,7 @@ fast and loads neither torch nor litellm until they are needed.
 """
 
 import importlib
-import os
 from typing import Any
-
-# Importing litellm must never reach for the network: use its bundled price map.
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-# torch's OpenMP workers otherwise spin waiting on each other on a busy small CPU: a MiniLM
-# forward pass took 290 ms instead of 40 ms on 2 shared cores. It must be set before torch loads.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __version__ = "0.1.0"
 

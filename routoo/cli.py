@@ -123,9 +123,14 @@ def _calibrate(args: argparse.Namespace) -> int:
     router = Router(_models(args.models), predictor=args.model)
     prompts = read_prompts_jsonl(args.prompts)
     quality, cost = router.estimate(prompts)
+    if args.strong_model and args.strong_model not in router.models:
+        raise ConfigError(f"--strong-model {args.strong_model!r} is not one of --models {router.models}")
     strong = router.models.index(args.strong_model) if args.strong_model else None
     tradeoff = calibrate(quality, cost, args.target, args.value, strong_model_index=strong)
-    print(json.dumps({"tradeoff": tradeoff, "target": args.target, "value": args.value}))
+    # achieved: what the tradeoff gives on these prompts; it steps prompt by prompt, so it
+    # rarely equals the value asked for.
+    result = {"tradeoff": tradeoff, "target": args.target, "value": args.value, "achieved": tradeoff.achieved}
+    print(json.dumps(result))
     return 0
 
 

@@ -13,7 +13,6 @@ import io
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import litellm
 import numpy as np
 from pydantic import (
     BaseModel,
@@ -25,6 +24,7 @@ from pydantic import (
     ValidationError,
 )
 
+from routoo._litellm import litellm
 from routoo.errors import ConfigError, PriceNotFoundError, UnknownModelError
 
 # Expected output length of a call when neither the spec nor the predictor's training data says.

@@ -1,6 +1,8 @@
 """Per-token prices of LLMs: the user's overrides first, then litellm's model cost map.
 
 A model with no known price is an error (``PriceNotFoundError``), never a silent zero.
+Prices that must never move (those of the benchmark data sets) come from a book that does
+not fall back to litellm's map, whose keys and numbers change between releases.
 Overrides come as a mapping or a JSON file ``{model: entry}`` where an entry is either
 ``{"input_cost_per_token": ..., "output_cost_per_token": ...}`` or
 ``{"litellm_model": "<a key of litellm's map>"}`` to price a model as another one; an
@@ -56,10 +58,13 @@ class PriceBook:
     """Looks up per-token prices: overrides first, then litellm's model cost map.
 
     ``overrides`` is a mapping ``{model: ModelPrice | entry dict}`` or the path of a JSON
-    file holding one (entries as in this module's docstring).
+    file holding one (entries as in this module's docstring). With ``litellm_fallback=False``
+    only the overrides price anything (an entry naming a litellm key still resolves it).
     """
 
-    def __init__(self, overrides: PriceOverrides | str | Path | None = None) -> None:
+    def __init__(
+        self, overrides: PriceOverrides | str | Path | None = None, *, litellm_fallback: bool = True
+    ) -> None:
         if isinstance(overrides, str | Path):
             overrides = _read_price_file(Path(overrides))
         elif overrides is not None and not isinstance(overrides, Mapping):
@@ -67,6 +72,7 @@ class PriceBook:
         self._overrides: dict[str, ModelPrice | str] = {
             str(model): _parse_entry(model, entry) for model, entry in (overrides or {}).items()
         }
+        self.litellm_fallback = litellm_fallback
 
     @property
     def overrides(self) -> Mapping[str, ModelPrice | str]:
@@ -76,7 +82,7 @@ class PriceBook:
     def with_overrides(self, overrides: PriceBook | PriceOverrides | str | Path | None) -> PriceBook:
         """A new book whose overrides are this one's, updated by ``overrides`` (which win)."""
         extra = overrides if isinstance(overrides, PriceBook) else PriceBook(overrides)
-        book = PriceBook()
+        book = PriceBook(litellm_fallback=self.litellm_fallback)
         book._overrides = {**self._overrides, **extra._overrides}
         return book
 
@@ -93,6 +99,11 @@ class PriceBook:
                     "which litellm's model cost map does not have"
                 )
             return price
+        if not self.litellm_fallback:
+            raise PriceNotFoundError(
+                f"no price is known for model {model!r}: this price book does not consult litellm's "
+                "model cost map; pass its prices as overrides"
+            )
         price = litellm_price(model)
         if price is None:
             raise PriceNotFoundError(
@@ -116,12 +127,13 @@ class PriceBook:
         return self.price(model).cost(input_tokens, output_tokens)
 
     def __repr__(self) -> str:
-        return f"PriceBook({len(self._overrides)} overrides)"
+        fallback = "" if self.litellm_fallback else ", litellm_fallback=False"
+        return f"PriceBook({len(self._overrides)} overrides{fallback})"
 
 
 def litellm_price(model: str) -> ModelPrice | None:
     """The price litellm's model cost map gives ``model`` (by exact key, then its lookup), or None."""
-    import litellm
+    from routoo._litellm import litellm
 
     info: Mapping[str, Any] | None = litellm.model_cost.get(model)
     if info is None:

@@ -19,10 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import litellm
 import numpy as np
-from litellm.litellm_core_utils.default_encoding import encoding as _default_encoding
 
+from routoo._litellm import litellm
 from routoo.budget import Budget, Reservation, SpendRecord, open_budgets
 from routoo.errors import (
     AllModelsFailedError,
@@ -36,6 +35,7 @@ from routoo.pool import ModelPool, ModelSpec
 from routoo.predictors.base import Predictor
 from routoo.prompts import PROMPT_VIEWS, Prompt, PromptView, as_messages, prompt_text, validate_prompt
 from routoo.selector import Selector, check_non_negative
+from routoo.tokens import count_prompt_tokens
 
 # Provider failures worth trying another model for; other errors are the caller's to fix.
 FALLBACK_ERRORS: tuple[type[Exception], ...] = (
@@ -48,9 +48,6 @@ FALLBACK_ERRORS: tuple[type[Exception], ...] = (
     litellm.ContextWindowExceededError,
     litellm.AuthenticationError,
 )
-# Every model is counted with litellm's bundled default tiktoken encoding: for Llama or
-# Cohere names litellm would otherwise fetch a tokenizer from the Hugging Face Hub.
-_TOKENIZER = {"type": "openai_tokenizer", "tokenizer": _default_encoding}
 
 
 def is_fallback_error(error: BaseException) -> bool:
@@ -715,20 +712,6 @@ class AsyncRoutedStream(_RoutedChunks):
 
 
 # ---------------------------------------------------------------------- helpers
-def count_prompt_tokens(
-    messages: list[dict[str, Any]], tools: Sequence[Mapping[str, Any]] | None = None
-) -> int:
-    """Input tokens of a call as litellm counts them with its bundled tokenizer (images: a default size)."""
-    return int(
-        litellm.token_counter(
-            custom_tokenizer=_TOKENIZER,
-            messages=messages,
-            tools=list(tools) if tools else None,
-            use_default_image_token_count=True,
-        )
-    )
-
-
 def _routing(
     tradeoff: float | None, quality_floor: float | None, max_cost: float | None, predictor_text: str | None
 ) -> dict[str, Any]:

@@ -6,8 +6,9 @@
 ``SCRIPTED_MODELS``), so ``litellm.completion(model="scripted/small", ...)``,
 ``litellm.completion_cost`` and ``litellm.supports_function_calling`` work with no
 network. The provider answers deterministically, calls tools with arguments built
-from their JSON schema, honours ``response_format`` schemas, streams with a final
-usage chunk, and can be told to fail like a real provider::
+from their JSON schema, honours ``response_format`` schemas, answers JSON mode with
+the keys the prompt asks for, streams with a final usage chunk, and can be told to
+fail like a real provider::
 
     llm = register_scripted_provider()
     llm.fail("scripted/small", "rate_limit", times=2)
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import threading
 import time
 import zlib
@@ -24,10 +26,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import litellm
-from litellm import CustomLLM, ModelResponse
-from litellm.types.utils import GenericStreamingChunk
-
+from routoo._litellm import CustomLLM, GenericStreamingChunk, ModelResponse, litellm
 from routoo.errors import ConfigError
 from routoo.prompts import content_text
 
@@ -315,7 +314,7 @@ def _answer_text(model: str, messages: Sequence[Mapping[str, Any]], params: Mapp
     if schema is not None:
         return json.dumps(example_from_schema(schema))
     if _wants_json_object(params.get("response_format")):
-        return json.dumps({"answer": text})
+        return json.dumps(_json_object_answer(text, messages))
     max_tokens = params.get("max_tokens") or params.get("max_completion_tokens")
     if max_tokens:
         text = " ".join(text.split()[: int(max_tokens)])
@@ -367,6 +366,47 @@ def _response_schema(response_format: Any) -> dict[str, Any] | None:
 
 def _wants_json_object(response_format: Any) -> bool:
     return isinstance(response_format, Mapping) and response_format.get("type") == "json_object"
+
+
+# Quoted names ('setup', "name", `id`) that count as keys when the prompt talks of keys or fields.
+_QUOTED_NAME = re.compile(r"""(['"`])([A-Za-z_][\w-]*)\1""")
+_NAMES_KEYS = re.compile(r"\b(keys?|fields?|propert(?:y|ies)|attributes?)\b", re.IGNORECASE)
+
+
+def _json_object_answer(text: str, messages: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """What a model asked for a JSON object (JSON mode) answers: the object the prompt describes.
+
+    JSON mode sends no schema, so the keys come from the instructions (system turns and the last
+    user turn): the last JSON schema or example object quoted there (a schema is filled in
+    as ``example_from_schema`` does, an example kept as it is); else the quoted names, when the
+    prompt speaks of keys, fields or properties, each with a string value; else ``{"answer": text}``.
+    """
+    users = [m for m in messages if m.get("role") == "user"]
+    turns = [m for m in messages if m.get("role") == "system"] + users[-1:]
+    prompt = "\n".join(content_text(m.get("content")) for m in turns)
+    quoted = _last_json_object(prompt)
+    if quoted is not None:
+        is_schema = isinstance(quoted.get("properties"), Mapping)
+        return example_from_schema(quoted) if is_schema else quoted
+    names = [name for _, name in _QUOTED_NAME.findall(prompt)] if _NAMES_KEYS.search(prompt) else []
+    if not names:
+        return {"answer": text}
+    return {name: f"{name}: {text}" for name in dict.fromkeys(names)}  # in the order asked, once each
+
+
+def _last_json_object(text: str) -> dict[str, Any] | None:
+    """The last top-level JSON object written out in ``text`` (instructions put the schema last)."""
+    decoder, found, start = json.JSONDecoder(), None, text.find("{")
+    while start != -1:
+        try:
+            value, end = decoder.raw_decode(text, start)
+        except json.JSONDecodeError:
+            start = text.find("{", start + 1)
+            continue
+        if isinstance(value, dict) and value:
+            found = value
+        start = text.find("{", end)
+    return found
 
 
 def example_from_schema(schema: Mapping[str, Any], root: Mapping[str, Any] | None = None) -> Any:

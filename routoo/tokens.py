@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import tiktoken
@@ -23,12 +24,11 @@ DEFAULT_ENCODING = "cl100k_base"
 
 @lru_cache(maxsize=4)
 def _encoding(name: str) -> tiktoken.Encoding:
-    # Importing litellm's default encoding points tiktoken's cache at the files litellm bundles.
-    from litellm.litellm_core_utils.default_encoding import encoding as litellm_default
+    from routoo._litellm import bundled_tokenizers, scoped_environment
 
-    if name == litellm_default.name:
-        return litellm_default
-    return tiktoken.get_encoding(name)
+    # tiktoken reads an encoding from TIKTOKEN_CACHE_DIR, or else downloads it.
+    with scoped_environment(TIKTOKEN_CACHE_DIR=str(bundled_tokenizers())):
+        return tiktoken.get_encoding(name)
 
 
 def encoding_name(model: str | None = None) -> str:
@@ -63,3 +63,24 @@ def count_tokens_many(texts: Sequence[str], model: str | None = None) -> np.ndar
     with ThreadPoolExecutor(len(chunks)) as pool:
         counts = pool.map(lambda chunk: [len(encode(text)) for text in chunk], chunks)
     return np.fromiter(itertools.chain.from_iterable(counts), dtype=np.int64, count=len(texts))
+
+
+def count_prompt_tokens(
+    messages: Sequence[Mapping[str, Any]], tools: Sequence[Mapping[str, Any]] | None = None
+) -> int:
+    """Input tokens of a chat call as litellm lays it out, counted with the default encoding.
+
+    Every model is counted so: for Llama or Cohere names litellm would otherwise fetch a
+    tokenizer from the Hugging Face Hub. Images count as litellm's default size.
+    """
+    from routoo._litellm import litellm
+
+    tokenizer = {"type": "openai_tokenizer", "tokenizer": _encoding(DEFAULT_ENCODING)}
+    return int(
+        litellm.token_counter(
+            custom_tokenizer=tokenizer,
+            messages=list(messages),
+            tools=list(tools) if tools else None,
+            use_default_image_token_count=True,
+        )
+    )

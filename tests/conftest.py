@@ -1,4 +1,6 @@
-"""Fixtures shared by the whole suite: the real data folder and a planted toy dataset."""
+"""Fixtures shared by the whole suite: the real data folder, a throwaway cache in place of the
+user's (for every test), a planted toy dataset, and one pool of scripted models with planted
+prompts for the router and adapter tests."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see routoo/__init__.py
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the Makefile and benchmarks set it
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,16 +58,25 @@ def planted_prompts(n: int, seed: int = 0) -> tuple[list[str], np.ndarray]:
     return prompts, np.array(is_math)
 
 
-@pytest.fixture(scope="module")
-def isolated_embedding_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Embeddings go to a throwaway cache, not the user's; encoders are created afresh."""
+# The cache routoo uses outside the tests: ``$ROUTOO_CACHE_DIR`` as the run began, or the default.
+USER_CACHE = Path(os.environ.get("ROUTOO_CACHE_DIR") or Path.home() / ".cache" / "routoo").expanduser()
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Every test runs with ``$ROUTOO_CACHE_DIR`` in this session's temporary folder, never the user's.
+
+    One cache for the whole session, so that what is slow to build (the static embedding
+    table, the joined MMLU-Pro set) is built once; tests that need an empty cache point
+    ``ROUTOO_CACHE_DIR`` or ``cache_dir`` at their own ``tmp_path``.
+    """
     from routoo import embeddings
 
+    root = tmp_path_factory.mktemp("routoo-cache")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("ROUTOO_CACHE_DIR", str(tmp_path_factory.mktemp("embedding-cache")))
+        patch.setenv("ROUTOO_CACHE_DIR", str(root))
         patch.delenv("ROUTOO_NO_EMBED_CACHE", raising=False)
-        patch.setattr(embeddings, "_ENCODERS", {})
-        yield
+        patch.setattr(embeddings, "_ENCODERS", {})  # encoders made before now hold the user's cache
+        yield root
 
 
 @pytest.fixture
@@ -96,9 +107,11 @@ def planted_dataset():
     return make
 
 
-# A pool of scripted models (routoo.testing) scored like the planted models, for the adapter
-# tests: scripted/tiny cannot call tools or follow response schemas, so tool and
-# structured-output calls never go to it.
+# The one pool of scripted models (routoo.testing) of the router and adapter tests, scored like
+# the planted models: small as math-model, tiny (the cheapest, with a 2,048-token window) as
+# poet-model, large (the priciest, with vision) as big-model. scripted/tiny cannot call tools or
+# follow response schemas, so tool and structured-output calls never go to it. MATH_PROMPT and
+# POEM_PROMPT are one planted prompt of each kind, as planted_prompts writes them.
 POOL: list[dict[str, str]] = [
     {"name": "scripted/small", "like": "math-model"},
     {"name": "scripted/tiny", "like": "poet-model"},

@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from routoo.cli import main
-from routoo.data import save_jsonl
+from routoo.data import read_prompts_jsonl, save_jsonl
+from routoo.router import Router
+from routoo.selector import Selector, calibrate
 
 
 @pytest.fixture
@@ -98,12 +101,47 @@ def test_route_and_calibrate_with_a_saved_predictor(trained_knn: Path, planted_j
     assert decision["model"] == "scripted/medium"
     assert decision["candidates"][0]["model"] == "scripted/medium"
 
-    code = main(
-        ["calibrate", "--models", models, "--model", str(model_dir), "--prompts", str(planted_jsonl),
-         "--target", "strong_share", "--value", "0.5", "--strong-model", "scripted/large"]
-    )  # fmt: skip
-    assert code == 0
-    assert json.loads(capsys.readouterr().out)["tradeoff"] >= 0
+    # Two models, as in RouteLLM: the poems the math model fails go to the strong one until the
+    # tradeoff prices it out, prompt by prompt (their lengths, so their costs, differ).
+    pair = "scripted/small=math-model,scripted/large=big-model"
+    router = Router(
+        [{"name": "scripted/small", "like": "math-model"}, {"name": "scripted/large", "like": "big-model"}],
+        predictor=str(model_dir),
+    )
+    quality, cost = router.estimate(read_prompts_jsonl(planted_jsonl))
+    cheapest, priciest = cost.min(axis=1).mean(), cost.max(axis=1).mean()
+
+    def achieved_at(tradeoff: float, target: str) -> float:
+        """The strong share or mean cost when every prompt is routed by the tradeoff rule."""
+        choice = Selector(tradeoff=tradeoff).select_many(quality, cost)
+        if target == "strong_share":
+            return float(np.mean(choice == 1))
+        return float(cost[np.arange(len(cost)), choice].mean())
+
+    for target, value, strong in [
+        ("strong_share", 0.45, ["--strong-model", "scripted/large"]),  # below the 0.5 share at lambda 0
+        ("avg_cost", float(cheapest + (priciest - cheapest) / 4), []),
+    ]:
+        code = main(
+            ["calibrate", "--models", pair, "--model", str(model_dir), "--prompts", str(planted_jsonl),
+             "--target", target, "--value", str(value), *strong]
+        )  # fmt: skip
+        assert code == 0
+        printed = json.loads(capsys.readouterr().out)
+        expected = calibrate(quality, cost, target, value, strong_model_index=1 if strong else None)
+        assert printed == {
+            "tradeoff": expected, "target": target, "value": value, "achieved": expected.achieved
+        }  # fmt: skip
+        # It meets the target, says truly what it reaches there, and is the smallest lambda that
+        # does: any less and the target is missed (so it gives up no quality the target allows).
+        tradeoff, achieved = printed["tradeoff"], printed["achieved"]
+        assert achieved == pytest.approx(achieved_at(tradeoff, target)) and achieved <= value
+        assert tradeoff > 0 and achieved_at(tradeoff * (1 - 1e-6), target) > value
+
+    wrong_strong = ["--target", "strong_share", "--value", "0.5", "--strong-model", "scripted/other"]
+    code = main(["calibrate", "--models", pair, "--model", str(model_dir), "--prompts", str(planted_jsonl),
+                 *wrong_strong])  # fmt: skip
+    assert code == 2 and "scripted/other" in capsys.readouterr().err
 
 
 def test_datasets_lists_every_named_set(tmp_path: Path, capsys) -> None:

@@ -415,6 +415,21 @@ def test_load_dataset_by_name_from_data_dir_or_environment(tmp_path, monkeypatch
     assert len(load_dataset("routellm-gsm8k")) == 2
 
 
+def test_every_loader_gives_identical_costs_when_litellms_map_is_empty(tmp_path, monkeypatch):
+    import litellm
+
+    make_all(tmp_path)
+    before = {name: load_dataset(name, data_dir=tmp_path).cost for name in DATASETS}
+
+    def unknown(model: str, *args: object, **kwargs: object) -> dict[str, object]:
+        raise Exception(f"This model isn't mapped yet. model={model}")  # as litellm says it
+
+    monkeypatch.setattr(litellm, "model_cost", {})
+    monkeypatch.setattr(litellm, "get_model_info", unknown)
+    for name in DATASETS:
+        np.testing.assert_array_equal(load_dataset(name, data_dir=tmp_path).cost, before[name], err_msg=name)
+
+
 def test_list_datasets_when_nothing_is_here(tmp_path):
     infos = list_datasets(tmp_path)
     assert [info.name for info in infos] == list(DATASETS)

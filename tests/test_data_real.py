@@ -1,8 +1,8 @@
 """Each named set loads from the real shared data with plausible counts and sane costs.
 
 MMLU-Pro's first load joins 29 runs and counts ~300k answers' tokens (about a minute on two
-cores); it is cached under ``$ROUTOO_CACHE_DIR`` (default ``~/.cache/routoo``), so later runs
-take seconds.
+cores); it is cached under ``$ROUTOO_CACHE_DIR``, which in the tests is the session's throwaway
+cache (conftest.py), seeded with a copy of the user's cached sets, so later runs take seconds.
 """
 
 from __future__ import annotations

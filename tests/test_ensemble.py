@@ -31,8 +31,6 @@ FAST_MEMBERS: list[dict[str, Any]] = [
     {"kind": "mf", "params": {"epochs": 40, "batch_size": 32}},
 ]
 HELD_OUT, IS_MATH = planted_prompts(60, seed=1)
-# Embeddings go to a throwaway cache, not the user's (conftest.py).
-pytestmark = pytest.mark.usefixtures("isolated_embedding_cache")
 
 
 @pytest.fixture(scope="module")

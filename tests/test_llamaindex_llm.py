@@ -10,6 +10,7 @@ import json
 from collections.abc import Iterator
 
 import pytest
+from conftest import MATH_PROMPT, POEM_PROMPT, POOL, POOL_NAMES
 from llama_index.core.agent.workflow import FunctionAgent
 from llama_index.core.base.llms.types import ChatMessage, MessageRole
 from llama_index.core.callbacks import CallbackManager, TokenCountingHandler
@@ -24,18 +25,11 @@ from pydantic import BaseModel
 from llamaindex_routoo import Budget, RoutooLLM, budget_scope
 from routoo.errors import BudgetExceededError, DataError
 from routoo.predictors import KNNPredictor
-from routoo.router import count_prompt_tokens
 from routoo.testing import ScriptedLLM, register_scripted_provider
+from routoo.tokens import count_prompt_tokens
 
-# Scripted models scored like the planted models: tiny (cheap, no tools) writes poems well,
-# small does arithmetic, large does both at several times the price.
-POOL = [
-    {"name": "scripted/tiny", "like": "poet-model"},
-    {"name": "scripted/small", "like": "math-model"},
-    {"name": "scripted/large", "like": "big-model"},
-]
-MATH_PROMPT = "Ann has 12 marbles and buys 30 more. How many marbles does Ann have now?"
-POEM_PROMPT = "Write a haiku about the moon, full of vivid imagery."
+# conftest's POOL: scripted models scored like the planted models: tiny (cheap, no tools) writes
+# poems well, small does arithmetic, large does both at several times the price.
 RECORD_KEYS = {"prompt_tokens", "completion_tokens", "total_tokens", "model", "cost_usd", "routoo_decision"}
 
 
@@ -92,11 +86,12 @@ def test_metadata_is_what_every_pool_model_can_serve(llm: RoutooLLM) -> None:
     assert metadata.context_window == 2048  # scripted/tiny's, the smallest in the pool
     assert metadata.num_output == 1024  # the pool's 4096-token output limit, capped at half the window
     assert metadata.is_chat_model and metadata.is_function_calling_model
-    assert metadata.model_name == "routoo:scripted/tiny,scripted/small,scripted/large"
+    assert metadata.model_name == "routoo:scripted/small,scripted/tiny,scripted/large"
 
 
 def test_a_pool_without_tool_support_is_no_function_calling_model(scripted, predictor) -> None:
-    llm = RoutooLLM(models=[POOL[0]], predictor=predictor, max_tokens=64)
+    tiny = POOL[POOL_NAMES.index("scripted/tiny")]  # no function calling
+    llm = RoutooLLM(models=[tiny], predictor=predictor, max_tokens=64)
     assert not llm.metadata.is_function_calling_model
     assert llm.metadata.num_output == 64
 

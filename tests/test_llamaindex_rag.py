@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from conftest import POOL
 from llama_index.core import Document, Settings, VectorStoreIndex
 from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.event_handlers import BaseEventHandler
@@ -19,14 +20,9 @@ from llama_index.core.prompts import PromptTemplate
 from llamaindex_routoo import Budget, RoutooLLM, RoutooLocalEmbedding, budget_scope
 from routoo.errors import BudgetExceededError
 from routoo.predictors import KNNPredictor
-from routoo.router import count_prompt_tokens
 from routoo.testing import ScriptedLLM, register_scripted_provider
+from routoo.tokens import count_prompt_tokens
 
-POOL = [
-    {"name": "scripted/tiny", "like": "poet-model"},
-    {"name": "scripted/small", "like": "math-model"},
-    {"name": "scripted/large", "like": "big-model"},
-]
 DOCUMENTS = [
     "Ann keeps her marbles in a blue tin. On Monday she had 12 marbles.",
     "On Tuesday Ann bought 30 more marbles at the toy shop on Elm Street.",

@@ -44,8 +44,8 @@ CASES: list[tuple[str, dict[str, Any]]] = [
     ),
 ]
 KINDS = [kind for kind, _ in CASES]
-# Embeddings go to a throwaway cache, not the user's (conftest.py).
-pytestmark = pytest.mark.usefixtures("isolated_embedding_cache")
+# Kinds whose training is marked slow, as in test_predictors_transformer.py (CI still runs them).
+SLOW_TO_TRAIN = {"causal-lm"}
 
 
 @pytest.fixture(params=CASES, ids=KINDS)
@@ -58,12 +58,23 @@ def fitted_by_kind() -> dict[str, Predictor]:
     return {}
 
 
+@pytest.fixture(
+    params=[
+        pytest.param((kind, params), id=kind, marks=[pytest.mark.slow] if kind in SLOW_TO_TRAIN else [])
+        for kind, params in CASES
+    ]
+)
+def trained_case(request: pytest.FixtureRequest) -> tuple[str, dict[str, Any]]:
+    """A case whose test trains the kind: ``case`` with the slow kinds marked ``slow``."""
+    return request.param
+
+
 @pytest.fixture
 def fitted(
-    case: tuple[str, dict[str, Any]], planted_dataset, fitted_by_kind: dict[str, Predictor]
+    trained_case: tuple[str, dict[str, Any]], planted_dataset, fitted_by_kind: dict[str, Predictor]
 ) -> Predictor:
     """The case's kind trained on the planted set, once per kind (fitting is the slow part)."""
-    kind, params = case
+    kind, params = trained_case
     if kind not in fitted_by_kind:
         fitted_by_kind[kind] = make_predictor(kind, **params).fit(planted_dataset(n=120, seed=0, noise=0.05))
     return fitted_by_kind[kind]

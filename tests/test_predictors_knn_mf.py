@@ -18,8 +18,6 @@ from routoo.predictors.knn import K_GRID, TEMPERATURE_GRID
 
 MODELS = ["math-model", "poet-model", "big-model"]
 HELD_OUT, IS_MATH = planted_prompts(60, seed=1)
-# Embeddings go to a throwaway cache, not the user's (conftest.py).
-pytestmark = pytest.mark.usefixtures("isolated_embedding_cache")
 
 
 def specialist_accuracy(scores: np.ndarray) -> float:

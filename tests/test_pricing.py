@@ -114,17 +114,24 @@ def test_with_overrides_layers_books():
 
 
 # ------------------------------------------------------------------ bundled data-set prices
-def test_every_bundled_litellm_key_is_in_litellms_map_with_prices():
+def test_every_bundled_price_is_a_number_with_its_source():
     content = json.loads(MODEL_PRICES_FILE.read_text())
     for family in ("routellm", "llmrouter", "mmlu-pro"):
         for model, entry in content[family].items():
             assert entry.get("source"), f"{family}/{model} does not state its source"
-            if "litellm_model" in entry:
-                key = entry["litellm_model"]
-                assert key in litellm.model_cost, f"{family}/{model}: {key!r} is not in litellm's map"
-                assert None not in litellm_prices(key), f"{family}/{model}: {key!r} has no per-token prices"
-            elif "prices_file" not in entry:
-                ModelPrice(entry["input_cost_per_token"], entry["output_cost_per_token"])
+            # A key of litellm's map would move with every litellm release.
+            assert "litellm_model" not in entry, f"{family}/{model} is priced by a litellm key"
+            if "prices_file" not in entry:
+                price = ModelPrice(entry["input_cost_per_token"], entry["output_cost_per_token"])
+                assert price.output_cost_per_token > 0
+
+
+def test_dataset_prices_never_fall_back_to_litellm():
+    book = dataset_price_book("routellm")
+    assert "gpt-4o" in PriceBook()
+    with pytest.raises(PriceNotFoundError, match="gpt-4o"):
+        book.price("gpt-4o")
+    assert not book.with_overrides({"x": ModelPrice(1.0, 1.0)}).litellm_fallback
 
 
 def test_bundled_prices_cover_every_model_without_recorded_costs():
@@ -139,6 +146,7 @@ def test_bundled_prices_cover_every_model_without_recorded_costs():
 def test_user_prices_override_bundled_ones():
     book = dataset_price_book("routellm", prices={"gpt-4-1106-preview": ModelPrice(0.0, 0.0)})
     assert book.price("gpt-4-1106-preview") == ModelPrice(0.0, 0.0)
+    mixtral = bundled_price_entries("routellm")["mistralai/Mixtral-8x7B-Instruct-v0.1"]
     assert book.price("mistralai/Mixtral-8x7B-Instruct-v0.1") == ModelPrice(
-        *litellm_prices("anyscale/mistralai/Mixtral-8x7B-Instruct-v0.1")
+        mixtral["input_cost_per_token"], mixtral["output_cost_per_token"]
     )

@@ -15,6 +15,7 @@ from typing import Any
 import litellm
 import numpy as np
 import pytest
+from conftest import MATH_PROMPT, POEM_PROMPT, POOL
 from pydantic import BaseModel
 
 from routoo.budget import Budget, budget_scope
@@ -34,16 +35,9 @@ from routoo.router import Router
 from routoo.selector import Selector
 from routoo.testing import SCRIPTED_MODELS, ScriptedLLM, register_scripted_provider
 
-MATH = "Sam has 12 apples and buys 30 more. How many apples does Sam have now?"
-POEM = "Write a haiku about the ocean, full of vivid imagery."
-# Predicted quality of math-model, poet-model, big-model by what the prompt asks.
+# Predicted quality of math-model, poet-model, big-model by what the prompt asks. conftest's POOL
+# scores scripted/small as the math model, tiny (cheapest, text only) as the poet, large (priciest) as big.
 TABLE = {"math": [0.90, 0.10, 0.95], "poem": [0.10, 0.90, 0.95], "other": [0.50, 0.50, 0.90]}
-# small is scored as the math model, tiny (cheapest, text only) as the poet, large (priciest) as big.
-POOL = [
-    {"name": "scripted/small", "like": "math-model"},
-    {"name": "scripted/tiny", "like": "poet-model"},
-    {"name": "scripted/large", "like": "big-model"},
-]
 TOOLS = [
     {
         "type": "function",
@@ -113,7 +107,7 @@ def price(model: str) -> tuple[float, float]:
 
 # --------------------------------------------------------------------- deciding
 def test_the_default_router_saves_money_where_quality_allows(router: Router) -> None:
-    math, poem = router.route(MATH), router.route(POEM)
+    math, poem = router.route(MATH_PROMPT), router.route(POEM_PROMPT)
     assert (math.model, math.rule) == ("scripted/small", "tradeoff")
     assert (poem.model, poem.rule) == ("scripted/tiny", "tradeoff")
     assert math.alternatives == ["scripted/large", "scripted/tiny"]
@@ -128,43 +122,43 @@ def test_the_default_router_saves_money_where_quality_allows(router: Router) -> 
 
 
 def test_rules_choose_as_asked(router: Router) -> None:
-    assert router.route(MATH, tradeoff=0).model == "scripted/large"
-    floor = router.route(MATH, quality_floor=0.85)
+    assert router.route(MATH_PROMPT, tradeoff=0).model == "scripted/large"
+    floor = router.route(MATH_PROMPT, quality_floor=0.85)
     assert (floor.model, floor.rule) == ("scripted/small", "quality_floor")
-    unreachable = router.route(MATH, quality_floor=0.99)
+    unreachable = router.route(MATH_PROMPT, quality_floor=0.99)
     assert (unreachable.model, unreachable.rule) == ("scripted/large", "quality_floor_unreachable")
-    large_cost = router.route(MATH).candidate("scripted/large").estimated_cost
-    capped = router.route(MATH, max_cost=large_cost / 2)
+    large_cost = router.route(MATH_PROMPT).candidate("scripted/large").estimated_cost
+    capped = router.route(MATH_PROMPT, max_cost=large_cost / 2)
     assert (capped.model, capped.rule) == ("scripted/small", "max_cost")
     with pytest.raises(NoAdmissibleModelError, match="max_cost"):
-        router.route(MATH, max_cost=1e-12)
+        router.route(MATH_PROMPT, max_cost=1e-12)
 
 
 def test_predictor_text_replaces_what_the_predictor_reads(router: Router) -> None:
-    rag = [{"role": "user", "content": f"Context: many poems about the sea.\n\nQuestion: {MATH}"}]
-    assert router.route(rag, predictor_text=POEM).model == "scripted/tiny"
-    full, short = router.route(rag, predictor_text=POEM), router.route(POEM)
+    rag = [{"role": "user", "content": f"Context: many poems about the sea.\n\nQuestion: {MATH_PROMPT}"}]
+    assert router.route(rag, predictor_text=POEM_PROMPT).model == "scripted/tiny"
+    full, short = router.route(rag, predictor_text=POEM_PROMPT), router.route(POEM_PROMPT)
     assert full.prompt_tokens > short.prompt_tokens  # cost still counts the whole prompt
 
 
 def test_max_tokens_caps_the_expected_output(router: Router) -> None:
-    decision = router.route(MATH, max_tokens=10)
+    decision = router.route(MATH_PROMPT, max_tokens=10)
     input_price, output_price = price("scripted/small")
     expected = decision.prompt_tokens * input_price + 10 * output_price
     assert decision.candidate("scripted/small").estimated_cost == pytest.approx(expected)
 
 
 def test_estimate_gives_quality_and_cost_for_many_prompts(router: Router) -> None:
-    quality, cost = router.estimate([MATH, POEM, MATH])
+    quality, cost = router.estimate([MATH_PROMPT, POEM_PROMPT, MATH_PROMPT])
     assert quality.shape == cost.shape == (3, 3)
     np.testing.assert_allclose(quality[1], TABLE["poem"])  # the pool is in predictor order
-    single = router.route(POEM)
+    single = router.route(POEM_PROMPT)
     assert cost[1, 1] == pytest.approx(single.candidate("scripted/tiny").estimated_cost)
 
 
 # ---------------------------------------------------------------------- filters
 def test_tools_admit_only_function_calling_models(router: Router) -> None:
-    decision = router.route(POEM, tools=TOOLS)
+    decision = router.route(POEM_PROMPT, tools=TOOLS)
     assert decision.model != "scripted/tiny"
     tiny = decision.candidate("scripted/tiny")
     assert not tiny.admissible and "function calling" in tiny.reason
@@ -173,7 +167,7 @@ def test_tools_admit_only_function_calling_models(router: Router) -> None:
 
 def test_images_admit_only_vision_models(router: Router) -> None:
     image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
-    messages = [{"role": "user", "content": [{"type": "text", "text": MATH}, image]}]
+    messages = [{"role": "user", "content": [{"type": "text", "text": MATH_PROMPT}, image]}]
     decision = router.route(messages)
     assert decision.model == "scripted/large"
     assert "vision" in decision.candidate("scripted/small").reason
@@ -181,12 +175,12 @@ def test_images_admit_only_vision_models(router: Router) -> None:
 
 def test_a_json_schema_response_format_needs_response_schema_support(router: Router) -> None:
     schema = {"type": "json_schema", "json_schema": {"name": "answer", "schema": {"type": "object"}}}
-    decision = router.route(POEM, response_format=schema)
+    decision = router.route(POEM_PROMPT, response_format=schema)
     assert "response schemas" in decision.candidate("scripted/tiny").reason
 
 
 def test_prompts_longer_than_a_context_window_skip_that_model(router: Router) -> None:
-    long_poem = POEM + " Make it about the sea." * 500  # about 3,000 tokens: over tiny's 2,048
+    long_poem = POEM_PROMPT + " Make it about the sea." * 500  # about 3,000 tokens: over tiny's 2,048
     decision = router.route(long_poem)
     assert decision.prompt_tokens > 2048
     assert decision.model != "scripted/tiny"
@@ -194,12 +188,12 @@ def test_prompts_longer_than_a_context_window_skip_that_model(router: Router) ->
 
 
 def test_allow_deny_and_latency_limits(predictor: KeywordPredictor, llm: ScriptedLLM) -> None:
-    denied = Router(POOL, predictor, Selector(deny=["scripted/small"])).route(MATH)
+    denied = Router(POOL, predictor, Selector(deny=["scripted/small"])).route(MATH_PROMPT)
     assert denied.model != "scripted/small"
-    allowed = Router(POOL, predictor, Selector(allow=["scripted/large"])).route(POEM)
+    allowed = Router(POOL, predictor, Selector(allow=["scripted/large"])).route(POEM_PROMPT)
     assert (allowed.model, allowed.alternatives) == ("scripted/large", [])
     slow_pool = [POOL[0], POOL[1], {**POOL[2], "latency_s": 8.0}]
-    fast = Router(slow_pool, predictor, Selector(tradeoff=0, max_latency_s=2.0)).route(MATH)
+    fast = Router(slow_pool, predictor, Selector(tradeoff=0, max_latency_s=2.0)).route(MATH_PROMPT)
     assert fast.model == "scripted/small"
     assert "latency" in fast.candidate("scripted/large").reason
     with pytest.raises(ConfigError, match="gpt-9"):
@@ -208,14 +202,14 @@ def test_allow_deny_and_latency_limits(predictor: KeywordPredictor, llm: Scripte
 
 def test_no_servable_model_lists_every_reason(router: Router) -> None:
     image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
-    messages = [{"role": "user", "content": [{"type": "text", "text": POEM}, image]}]
+    messages = [{"role": "user", "content": [{"type": "text", "text": POEM_PROMPT}, image]}]
     with pytest.raises(NoAdmissibleModelError, match=r"scripted/small: .*vision.*scripted/tiny: .*function"):
         Router(POOL[:2], router.predictor).route(messages, tools=TOOLS)
 
 
 # ---------------------------------------------------------------------- calling
 def test_completion_reports_decision_cost_and_usage(router: Router, llm: ScriptedLLM) -> None:
-    routed = router.completion(MATH, temperature=0.2)
+    routed = router.completion(MATH_PROMPT, temperature=0.2)
     assert routed.model == routed.decision.model == "scripted/small"
     assert routed.response.choices[0].message.content.startswith("scripted/small answers")
     assert llm.calls[-1].params["temperature"] == 0.2
@@ -238,7 +232,7 @@ def test_spec_prices_price_the_real_cost(predictor: KeywordPredictor, llm: Scrip
     custom = {"name": "scripted/house", "like": "math-model"}
     custom |= {"input_cost_per_token": 1e-6, "output_cost_per_token": 3e-6, "supports_function_calling": True}
     router = Router([custom], predictor)
-    routed = router.completion(MATH)
+    routed = router.completion(MATH_PROMPT)
     usage = routed.usage
     assert routed.cost_usd == pytest.approx(usage["prompt_tokens"] * 1e-6 + usage["completion_tokens"] * 3e-6)
 
@@ -275,7 +269,7 @@ def test_response_format_schemas_get_matching_json(router: Router) -> None:
         "required": ["answer", "steps"],
     }
     response_format = {"type": "json_schema", "json_schema": {"name": "solution", "schema": schema}}
-    routed = router.completion(MATH, response_format=response_format)
+    routed = router.completion(MATH_PROMPT, response_format=response_format)
     content = json.loads(routed.response.choices[0].message.content)
     assert isinstance(content["answer"], int) and isinstance(content["steps"], list)
 
@@ -294,9 +288,36 @@ def test_a_pydantic_response_format_gets_matching_json(router: Router) -> None:
         answer: int
         explanation: str
 
-    routed = router.completion(MATH, response_format=Solution)
+    routed = router.completion(MATH_PROMPT, response_format=Solution)
     assert routed.decision.candidate("scripted/tiny").admissible is False  # no response schemas
     Solution.model_validate_json(routed.response.choices[0].message.content)
+
+
+def test_json_mode_answers_with_the_keys_the_prompt_asks_for(llm: ScriptedLLM) -> None:
+    def ask(prompt: str, system: str | None = None) -> dict[str, Any]:
+        turns = [{"role": "system", "content": system}] if system else []
+        response = litellm.completion(
+            model="scripted/small",
+            messages=[*turns, {"role": "user", "content": prompt}],
+            response_format={"type": "json_object"},  # JSON mode: no schema, the prompt names the keys
+        )
+        return json.loads(response.choices[0].message.content)
+
+    joke = "Tell me a joke about dogs. Answer in JSON with the keys 'setup' and 'punchline'."
+    answer = ask(joke)
+    assert list(answer) == ["setup", "punchline"] and all(isinstance(v, str) and v for v in answer.values())
+    assert ask(joke) == answer  # deterministic
+    fields = 'Reply as JSON with the fields "name" and "country".'
+    assert list(ask("Name a city.", system=fields)) == ["name", "country"]
+    # Format instructions (LangChain's, say) quote an example first and the schema to follow last.
+    example = json.dumps({"properties": {"foo": {"type": "string"}}})
+    schema = json.dumps({"properties": {"city": {"type": "string"}, "year": {"type": "integer"}}})
+    instructions = f'For the schema {example} write {{"foo": "bar"}}. Your schema:\n{schema}'
+    assert ask(f"When was Paris founded? {instructions}") == {"city": "example", "year": 1}
+    assert ask('Reply like {"sum": 0, "unit": "apples"}: how many apples?') == {"sum": 0, "unit": "apples"}
+    # Quoted words name no keys unless the prompt speaks of keys; with no keys, it answers under "answer".
+    plain = ask("Is 'hello' a greeting?")
+    assert plain == {"answer": "scripted/small answers: Is 'hello' a greeting?"}
 
 
 @pytest.mark.parametrize(
@@ -315,7 +336,7 @@ def test_provider_failures_fall_back_to_the_next_model(
     router: Router, llm: ScriptedLLM, failure: str, error_type: str
 ) -> None:
     llm.fail("scripted/small", failure)
-    routed = router.completion(MATH)
+    routed = router.completion(MATH_PROMPT)
     assert routed.model == "scripted/large" and routed.decision.model == "scripted/small"
     (fallback,) = routed.decision.fallbacks
     assert (fallback.model, fallback.error_type) == ("scripted/small", error_type)
@@ -326,7 +347,7 @@ def test_provider_failures_fall_back_to_the_next_model(
 def test_a_bad_request_raises_at_once(router: Router, llm: ScriptedLLM) -> None:
     llm.fail("scripted/small", "bad_request")
     with pytest.raises(litellm.BadRequestError):
-        router.completion(MATH)
+        router.completion(MATH_PROMPT)
     assert llm.calls_to("scripted/large") == llm.calls_to("scripted/tiny") == 0
 
 
@@ -334,7 +355,7 @@ def test_all_models_failing_raises_with_the_last_error_chained(router: Router, l
     for model in router.models:
         llm.fail(model, "server_error", times=None)
     with pytest.raises(AllModelsFailedError, match="3 attempted") as caught:
-        router.completion(MATH)
+        router.completion(MATH_PROMPT)
     assert isinstance(caught.value.__cause__, litellm.InternalServerError)
     assert router.spent == 0.0
 
@@ -343,13 +364,13 @@ def test_max_fallbacks_limits_the_attempts(predictor: KeywordPredictor, llm: Scr
     router = Router(POOL, predictor, max_fallbacks=0)
     llm.fail("scripted/small", "rate_limit")
     with pytest.raises(AllModelsFailedError, match="1 attempted"):
-        router.completion(MATH)
+        router.completion(MATH_PROMPT)
     assert llm.calls_to("scripted/large") == 0
 
 
 async def test_async_completion_falls_back_and_reports(router: Router, llm: ScriptedLLM) -> None:
     llm.fail("scripted/tiny", "timeout")
-    routed = await router.acompletion(POEM)
+    routed = await router.acompletion(POEM_PROMPT)
     assert routed.model == routed.decision.alternatives[0]
     assert routed.decision.fallbacks[0].error_type == "Timeout"
     assert routed.response._hidden_params["routoo"]["cost_usd"] == routed.cost_usd > 0
@@ -357,9 +378,9 @@ async def test_async_completion_falls_back_and_reports(router: Router, llm: Scri
 
 # ----------------------------------------------------------------------- streams
 def test_stream_reports_decision_first_and_cost_once_at_the_end(router: Router) -> None:
-    plain = router.completion(POEM)
+    plain = router.completion(POEM_PROMPT)
     with budget_scope(1.0) as budget:
-        stream = router.stream(POEM)
+        stream = router.stream(POEM_PROMPT)
     assert stream.decision.model == "scripted/tiny" and stream.cost_usd is None
     text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
     assert text == plain.response.choices[0].message.content
@@ -373,13 +394,13 @@ def test_stream_reports_decision_first_and_cost_once_at_the_end(router: Router) 
 
 def test_stream_falls_back_before_the_first_chunk_only(router: Router, llm: ScriptedLLM) -> None:
     llm.fail("scripted/tiny", "rate_limit")
-    stream = router.stream(POEM)
+    stream = router.stream(POEM_PROMPT)
     assert stream.model == stream.decision.alternatives[0]
     assert [f.model for f in stream.decision.fallbacks] == ["scripted/tiny"]
     list(stream)
     llm.fail("scripted/tiny", "server_error", after_chunks=2)
     with budget_scope(1.0) as budget:
-        broken = router.stream(POEM)
+        broken = router.stream(POEM_PROMPT)
         with pytest.raises(litellm.ServiceUnavailableError):  # litellm's mid-stream error
             list(broken)
     assert broken.model == "scripted/tiny" and broken.decision.fallbacks == []
@@ -387,7 +408,7 @@ def test_stream_falls_back_before_the_first_chunk_only(router: Router, llm: Scri
 
 
 def test_closing_a_stream_early_charges_what_was_streamed(router: Router) -> None:
-    with budget_scope(1.0) as budget, router.stream(POEM) as stream:
+    with budget_scope(1.0) as budget, router.stream(POEM_PROMPT) as stream:
         next(iter(stream))
     assert budget.reserved == 0 and stream.cost_usd > 0
     assert budget.spent == pytest.approx(stream.cost_usd)
@@ -395,7 +416,7 @@ def test_closing_a_stream_early_charges_what_was_streamed(router: Router) -> Non
 
 async def test_closing_an_async_stream_early_charges_what_was_streamed(router: Router) -> None:
     with budget_scope(1.0) as budget:
-        stream = await router.astream(POEM)
+        stream = await router.astream(POEM_PROMPT)
     async with stream:
         await anext(stream)
     assert budget.reserved == 0 and stream.cost_usd > 0
@@ -403,10 +424,10 @@ async def test_closing_an_async_stream_early_charges_what_was_streamed(router: R
 
 
 async def test_astream_reports_like_stream(router: Router, llm: ScriptedLLM) -> None:
-    plain = await router.acompletion(MATH)
+    plain = await router.acompletion(MATH_PROMPT)
     llm.fail("scripted/small", "unavailable")
     with budget_scope(1.0) as budget:
-        stream = await router.astream(MATH)
+        stream = await router.astream(MATH_PROMPT)
     chunks = [chunk async for chunk in stream]
     assert stream.model == "scripted/large" and stream.decision.fallbacks[0].model == "scripted/small"
     assert sum(1 for chunk in chunks if getattr(chunk, "usage", None)) == 1
@@ -417,10 +438,10 @@ async def test_astream_reports_like_stream(router: Router, llm: ScriptedLLM) -> 
 
 # ----------------------------------------------------------------------- budgets
 async def test_concurrent_calls_never_overspend_a_hard_budget(router: Router) -> None:
-    estimate = router.route(MATH).candidate("scripted/small").estimated_cost
+    estimate = router.route(MATH_PROMPT).candidate("scripted/small").estimated_cost
     with budget_scope(40 * estimate, name="batch") as budget:
         results = await asyncio.gather(
-            *(router.acompletion(MATH) for _ in range(200)), return_exceptions=True
+            *(router.acompletion(MATH_PROMPT) for _ in range(200)), return_exceptions=True
         )
     answered = [result for result in results if not isinstance(result, Exception)]
     refused = [result for result in results if isinstance(result, Exception)]
@@ -438,7 +459,8 @@ def test_threaded_calls_keep_consistent_books(router: Router) -> None:
         context = contextvars.copy_context()
         with ThreadPoolExecutor(max_workers=6) as pool:
             futures = [
-                pool.submit(context.copy().run, router.completion, MATH if i % 2 else POEM) for i in range(40)
+                pool.submit(context.copy().run, router.completion, MATH_PROMPT if i % 2 else POEM_PROMPT)
+                for i in range(40)
             ]
             results = [future.result() for future in futures]
     assert len(budget.records) == 40
@@ -447,23 +469,23 @@ def test_threaded_calls_keep_consistent_books(router: Router) -> None:
 
 
 def test_a_hard_budget_filters_models_it_cannot_afford(router: Router) -> None:
-    decision = router.route(MATH, tradeoff=0)
+    decision = router.route(MATH_PROMPT, tradeoff=0)
     large = decision.candidate("scripted/large").estimated_cost
     with budget_scope(large / 2):
-        constrained = router.route(MATH, tradeoff=0)
+        constrained = router.route(MATH_PROMPT, tradeoff=0)
     assert (constrained.model, constrained.rule) == ("scripted/small", "budget")
     assert "exceeds" in constrained.candidate("scripted/large").reason
     with budget_scope(1e-9), pytest.raises(BudgetExceededError, match=r"\$1e-09"):
-        router.completion(MATH)
+        router.completion(MATH_PROMPT)
 
 
 def test_soft_budgets_shift_choices_to_cheaper_models_as_money_runs_out(router: Router) -> None:
     lam = 20.0  # at this lambda the large model is worth its price on math
-    small_cost = router.route(MATH).candidate("scripted/small").estimated_cost
+    small_cost = router.route(MATH_PROMPT).candidate("scripted/small").estimated_cost
     chosen = []
     with budget_scope(Budget(30 * small_cost, mode="soft", expected_calls=30)) as budget:
         for _ in range(30):
-            chosen.append(router.completion(MATH, tradeoff=lam).decision)
+            chosen.append(router.completion(MATH_PROMPT, tradeoff=lam).decision)
     assert chosen[0].model == "scripted/large" and chosen[0].rule == "tradeoff"
     shifted = [decision for decision in chosen if decision.model != "scripted/large"]
     assert shifted and all(decision.rule == "budget" for decision in shifted)
@@ -481,11 +503,11 @@ def test_bad_input_raises_clear_errors(router: Router, predictor: KeywordPredict
     with pytest.raises(DataError, match="role"):
         router.route([{"content": "hi"}])
     with pytest.raises(ConfigError, match="model"):
-        router.completion(MATH, model="scripted/large")
+        router.completion(MATH_PROMPT, model="scripted/large")
     with pytest.raises(ConfigError, match="stream"):
-        router.completion(MATH, stream=True)
+        router.completion(MATH_PROMPT, stream=True)
     with pytest.raises(ConfigError, match="tradeoff"):
-        router.route(MATH, tradeoff=-1)
+        router.route(MATH_PROMPT, tradeoff=-1)
     with pytest.raises(ConfigError, match="limit_usd"), budget_scope("ten dollars"):
         pass
     with pytest.raises(UnknownModelError, match=r"scripted/other.*math-model.*poet-model.*big-model"):

@@ -1,7 +1,9 @@
 """Per-call costs of the data sets that record none: token counts times per-token prices.
 
-``model_prices.json`` (beside this module) says, for each model of a named set without
-recorded costs, which price it uses and where that price comes from.
+``model_prices.json`` (beside this module) holds, for each model of a named set without
+recorded costs, its per-token prices with their source and date, or the set's own price file.
+They are numbers kept here, not keys of litellm's live map, so a set's costs never move
+with a litellm release.
 """
 
 from __future__ import annotations
@@ -38,13 +40,16 @@ def bundled_price_entries(family: str) -> dict[str, dict[str, Any]]:
 
 
 def dataset_price_book(family: str, prices: Prices = None, extra: PriceOverrides | None = None) -> PriceBook:
-    """Bundled prices of ``family``, then ``extra`` (prices read from the set), then the user's ``prices``."""
+    """Bundled prices of ``family``, then ``extra`` (prices read from the set), then the user's ``prices``.
+
+    The book never falls back to litellm's map: a model none of these prices is an error.
+    """
     bundled = {
         model: entry
         for model, entry in bundled_price_entries(family).items()
         if "prices_file" not in entry  # those the loader reads from the set itself, as ``extra``
     }
-    return PriceBook(bundled).with_overrides(extra).with_overrides(prices)
+    return PriceBook(bundled, litellm_fallback=False).with_overrides(extra).with_overrides(prices)
 
 
 def call_costs(

@@ -3,13 +3,6 @@
 They run offline against routoo.testing's scripted litellm provider (in the subclass that
 takes tool arguments from the prompt), with a predictor saved to disk and loaded by path.
 
-Expected failures, and why:
-
-- test_json_mode: the scripted provider answers a ``json_object`` request with
-  ``{"answer": ...}``; it cannot know the keys the prompt asks for in prose. RoutooChat
-  sends ``response_format={"type": "json_object"}`` as it should (see
-  test_langchain_agents_chains.py for the structured-output paths that pass).
-
 Skipped standard tests, and why:
 
 - test_image_inputs, test_image_tool_message, test_pdf_inputs, test_pdf_tool_message,
@@ -26,7 +19,6 @@ from typing import Any
 
 import pytest
 from conftest import POOL, saved_predictor
-from langchain_core.language_models import BaseChatModel
 from langchain_integration_support import register_prompt_reading_provider
 from langchain_tests.integration_tests import ChatModelIntegrationTests
 
@@ -56,7 +48,3 @@ class TestRoutooChatStandardIntegration(ChatModelIntegrationTests):
     @property
     def model_override_value(self) -> str:
         return "scripted/large"
-
-    @pytest.mark.xfail(reason="the scripted provider answers json_object requests with {'answer': ...}")
-    def test_json_mode(self, model: BaseChatModel) -> None:
-        super().test_json_mode(model)
