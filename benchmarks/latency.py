@@ -1,4 +1,4 @@
-"""Routing-decision latency, batch throughput, peak memory and import time.
+"""Routing-decision latency, batch throughput, peak memory, and the waits a user feels at start-up.
 
     python benchmarks/latency.py [--prompts 500] [--out benchmarks/results/latency.json]
 
@@ -7,6 +7,11 @@ Measures, one prompt at a time, what routing adds before a call: tokenise + enco
 ~100-token prompts; beside it, in the same run, the all-MiniLM-L6-v2 forward pass that a
 MiniLM-based predictor would add, and a BERT-base-sized classifier forward pass (the size
 of RouteLLM's BERT router; random weights, timing only).
+
+Start-up, each in fresh interpreters (median of several runs): importing Routoo and its
+adapters (less a bare interpreter's start), CLI commands that call no model, and the first
+routing decision on a fresh machine (an empty ``ROUTOO_CACHE_DIR``): import, build a Router
+over the README's two models, route one prompt.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -36,6 +42,18 @@ POOL = [
     {"name": "gpt-4o-mini", "like": "gpt-3.5-turbo-1106"},
     {"name": "claude-haiku-4-5", "like": "claude-instant-v1"},
 ]
+IMPORTS = ["routoo", "routoo.router", "langchain_routoo", "llamaindex_routoo"]
+CLI_COMMANDS = {"routoo --help": ["--help"], "routoo datasets --no-counts": ["datasets", "--no-counts"]}
+STARTUP_RUNS = 5
+# Launched at `started` (the parent's wall clock): the child prints how long until its first decision.
+FIRST_DECISION = f"""
+import sys, time
+started = float(sys.argv[1])
+from routoo.router import Router
+router = Router({POOL[:2]!r})
+router.route("Prove that there are infinitely many primes.")
+print(time.time() - started)
+"""
 
 
 def hundred_token_prompts(count: int) -> list[str]:
@@ -78,18 +96,46 @@ def time_each(function, items: list, warmup: int = 20) -> list[float]:
     return timings
 
 
-def import_seconds() -> float:
-    """Median wall time of `import routoo` in a fresh interpreter, minus a bare interpreter's."""
+def median_wall_seconds(command: list[str], runs: int = STARTUP_RUNS) -> float:
+    """Median wall time of ``command`` in a fresh process, output discarded."""
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
 
-    def run(code: str) -> float:
-        times = []
-        for _ in range(5):
-            started = time.perf_counter()
-            subprocess.run([sys.executable, "-c", code], check=True)
-            times.append(time.perf_counter() - started)
-        return statistics.median(times)
 
-    return run("import routoo, routoo.router") - run("pass")
+def import_seconds() -> dict[str, float]:
+    """Median wall time of importing each of IMPORTS in a fresh interpreter, less a bare interpreter's."""
+    bare = median_wall_seconds([sys.executable, "-c", "pass"])
+    return {name: median_wall_seconds([sys.executable, "-c", f"import {name}"]) - bare for name in IMPORTS}
+
+
+def cli_seconds() -> dict[str, float]:
+    """Median wall time of CLI commands that call no model, start-up included."""
+    return {
+        label: median_wall_seconds([sys.executable, "-m", "routoo.cli", *argv])
+        for label, argv in CLI_COMMANDS.items()
+    }
+
+
+def first_decision_seconds(runs: int = 3) -> float:
+    """Median time from launching a fresh interpreter to its first routing decision, with an empty cache."""
+    times = []
+    for _ in range(runs):
+        with tempfile.TemporaryDirectory() as cache:
+            environment = {**os.environ, "ROUTOO_CACHE_DIR": cache}
+            started = time.time()
+            done = subprocess.run(
+                [sys.executable, "-c", FIRST_DECISION, str(started)],
+                env=environment,
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            times.append(float(done.stdout.strip().splitlines()[-1]))
+    return statistics.median(times)
 
 
 def minilm_timings(prompts: list[str]) -> list[float]:
@@ -146,7 +192,9 @@ def main() -> None:
         "bert_to_routoo_p50_ratio": bert["p50_ms"] / route["p50_ms"],
         "batch_predict_prompts_per_s": len(prompts) / batch_seconds,
         "peak_rss_mib_routing": peak_rss_mib,
-        "import_routoo_s": import_seconds(),
+        "import_s": import_seconds(),
+        "cli_s": cli_seconds(),
+        "first_decision_fresh_machine_s": first_decision_seconds(),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
@@ -171,9 +219,21 @@ with the shipped default predictor (`mf` over static embeddings) over a 3-model 
 | BERT-base p50 / Routoo p50 | {result["bert_to_routoo_p50_ratio"]:.1f}x |
 | batch prediction throughput | {result["batch_predict_prompts_per_s"]:.0f} prompts/s |
 | peak memory while routing (RSS) | {result["peak_rss_mib_routing"]:.0f} MiB |
-| `import routoo, routoo.router` (litellm included) | {result["import_routoo_s"]:.2f} s |
+{startup_rows(result)}
 """
     replace_readme_block("latency", block.strip())
+
+
+def startup_rows(result: dict) -> str:
+    """Table rows of the start-up waits: imports, CLI commands, the first decision on a fresh machine."""
+    rows = [f"| `import {name}` | {seconds:.2f} s |" for name, seconds in result["import_s"].items()]
+    rows += [f"| `{label}` | {seconds:.2f} s |" for label, seconds in result["cli_s"].items()]
+    rows.append(
+        "| first routing decision on a fresh machine (start, import, `Router` of 2 models, route; "
+        "empty cache) | "
+        f"{result['first_decision_fresh_machine_s']:.2f} s |"
+    )
+    return "\n".join(rows)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,11 @@ across every model call inside it, nested chains, tools and agents included. Eve
 those calls sees the same config, so each call has to find the same ``Budget``: calls are
 keyed by the outermost LangChain run they belong to.
 
-LangChain hands a model call only its direct parent's run id, so this module keeps the run
+The setting and the budgets of runs in progress are shared with ``llamaindex_routoo``
+(``langchain_routoo.adapters``: ``RunBudget``, ``RunBudgets``); what is LangChain's is how a
+call finds its run.
+
+LangChain hands a model call only its direct parent's run id, so ``RunTree`` keeps the run
 tree itself: a small callback handler, added to every callback manager through LangChain's
 configure hooks (the mechanism ``get_usage_metadata_callback`` uses), records each chain,
 tool and retriever run's parent when it starts and forgets it, and the run's budget, when it
@@ -22,11 +26,11 @@ from uuid import UUID
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.tracers.context import register_configure_hook
 
-from routoo.budget import Budget, BudgetMode
+from routoo.budget import Budget, RunBudget, RunBudgets
 
 
 class RunTree(BaseCallbackHandler):
-    """Parents of the LangChain runs in progress, and the budgets opened for outermost runs."""
+    """Parents of the LangChain runs in progress, and the budgets of the outermost ones."""
 
     # Called inline (also under async callback managers) so that a parent is recorded
     # before any of its children can look it up.
@@ -39,8 +43,8 @@ class RunTree(BaseCallbackHandler):
 
     def __init__(self) -> None:
         self._parents: dict[UUID, UUID | None] = {}
-        self._budgets: dict[UUID, Budget] = {}
         self._lock = threading.Lock()
+        self.budgets = RunBudgets("langchain")
 
     def root_of(self, run_id: UUID) -> UUID:
         """The outermost known run above (or equal to) ``run_id``."""
@@ -49,19 +53,13 @@ class RunTree(BaseCallbackHandler):
                 run_id = parent
         return run_id
 
-    def budget_for(self, parent_run_id: UUID | None, limit_usd: float, mode: BudgetMode) -> Budget:
+    def budget_for(self, parent_run_id: UUID | None, setting: RunBudget) -> Budget:
         """The budget of the outermost run above ``parent_run_id``, opened on first use.
 
         A call with no parent run is a run of its own and gets a fresh budget.
         """
-        if parent_run_id is None:
-            return Budget(limit_usd, mode=mode, name="langchain call")
-        root = self.root_of(parent_run_id)
-        with self._lock:
-            budget = self._budgets.get(root)
-            if budget is None:
-                budget = self._budgets[root] = Budget(limit_usd, mode=mode, name=f"langchain run {root}")
-        return budget
+        root = None if parent_run_id is None else self.root_of(parent_run_id)
+        return self.budgets.budget_for(setting, root)
 
     def open_runs(self) -> int:
         """How many runs are being tracked (they are forgotten when they end)."""
@@ -114,7 +112,7 @@ class RunTree(BaseCallbackHandler):
     def _end(self, run_id: UUID) -> None:
         with self._lock:
             self._parents.pop(run_id, None)
-            self._budgets.pop(run_id, None)
+        self.budgets.end(run_id)
 
 
 RUN_TREE = RunTree()

@@ -1,53 +1,50 @@
-"""``RoutooChat``: a LangChain chat model that routes every call to the best model of a pool."""
+"""``RoutooChat``: a LangChain chat model that routes every call to the best model of a pool.
+
+The chat model holds one ``routoo.Router`` and forwards every call to it, as
+langchain-litellm's ``ChatLiteLLMRouter`` holds a ``litellm.Router``: routing, fallback,
+pricing and budgets are the Router's. What is LangChain's lives beside it: the ``routoo_*``
+config keys (``config``), per-run budgets (``budgets``), message conversion (``messages``)
+and tools and structured output (``tools``).
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
-from operator import itemgetter
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LangSmithParams, LanguageModelInput
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
-from langchain_core.output_parsers import (
-    JsonOutputKeyToolsParser,
-    JsonOutputParser,
-    PydanticOutputParser,
-    PydanticToolsParser,
-)
-from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
-from langchain_core.runnables import Runnable, RunnableConfig, RunnableMap, RunnablePassthrough
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
+from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.runnables.config import ensure_config
 from langchain_core.tools import BaseTool
-from langchain_core.utils.function_calling import convert_to_openai_function, convert_to_openai_tool
-from langchain_core.utils.pydantic import is_basemodel_subclass
+from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field, PrivateAttr, SecretStr
 
 from langchain_routoo.budgets import RUN_TREE
 from langchain_routoo.config import RoutingOverrides, routing_overrides
-from langchain_routoo.messages import (
-    ai_message,
-    final_chunk,
-    message_chunk,
-    routed_metadata,
-    to_litellm_messages,
-)
-from routoo.budget import Budget, budget_scope, open_budgets
+from langchain_routoo.messages import chat_result, last_chunk, message_chunk, to_litellm_messages
+from langchain_routoo.tools import StructuredOutputMethod, openai_tool_choice, structured_output
+from routoo.budget import Budget, budget_scope
 from routoo.errors import ConfigError
+from routoo.policy import RoutingPolicy
 from routoo.pool import ModelSpec
 from routoo.predictors.base import Predictor
 from routoo.prompts import PromptView
-from routoo.router import Router
-from routoo.selector import Selector
+from routoo.router import Router, router_or_build
 
 # The routing settings of a call travel from the public entry points (which see the call's
 # config) to ``_generate`` / ``_stream`` (which do not) as this keyword argument.
 _OVERRIDES_KWARG = "_routoo_overrides"
-
-StructuredOutputMethod = Literal["function_calling", "json_schema", "json_mode"]
+# The fields that build the Router when none is given (``policy`` and its shorthand are
+# constructor keywords, checked by ``RoutingPolicy``).
+_ROUTER_FIELDS = frozenset(
+    {"models", "predictor", "prompt_view", "max_fallbacks", "temperature", "max_tokens", "timeout"}
+    | {"max_retries", "api_key", "model_kwargs"}
+)
 
 
 class RoutooChat(BaseChatModel):
@@ -56,15 +53,19 @@ class RoutooChat(BaseChatModel):
     Drop-in for any LangChain chat model::
 
         llm = RoutooChat(models=["gpt-4o", "gpt-4o-mini"])  # instead of ChatOpenAI(model="gpt-4o")
+        llm = RoutooChat(router=Router([...], policy={"tradeoff": 2.0}))  # or around a Router
         chain = prompt | llm | StrOutputParser()
 
     A model the predictor does not know is given as ``{"name": ..., "like": <one it knows>}``.
 
-    The router is built once, here: the predictor scores every pool model on each prompt
-    without calling any, the selector trades predicted quality against estimated cost
-    (``tradeoff``, ``quality_floor``, ``max_cost``), and the call goes through litellm to
-    the chosen model, falling back to the next one on provider errors. Tool calls and
-    structured output only go to models able to do them.
+    Every call goes through one ``routoo.Router``: the one given as ``router=``, or one built
+    here from ``models``, ``predictor``, the routing ``policy`` (``tradeoff``,
+    ``quality_floor`` and ``max_cost`` are shorthand for its fields), ``prompt_view``,
+    ``max_fallbacks`` and the litellm parameters; giving a router and any of these is a
+    ``ConfigError``. The predictor scores every pool model on each prompt without calling
+    any, the policy trades predicted quality against estimated cost, and the call goes
+    through litellm to the chosen model, falling back to the next one on provider errors.
+    Tool calls and structured output only go to models able to do them.
 
     Each answer's ``response_metadata`` holds ``model_name`` (the pool model that answered),
     ``cost_usd`` and ``routoo_decision`` (predicted qualities, estimated costs, rule,
@@ -72,18 +73,12 @@ class RoutooChat(BaseChatModel):
     ``langchain_routoo.config`` and ``budget_scope``.
     """
 
-    models: list[str | ModelSpec | dict[str, Any]]
+    models: list[str | ModelSpec | dict[str, Any]] | None = None
     """The pool: litellm model strings, ``ModelSpec`` s, or dicts of ``ModelSpec`` fields
     (``{"name": "openai/my-model", "like": "gpt-4o-mini"}`` scores a model the predictor does
-    not know as one it does)."""
+    not know as one it does). Required unless ``router`` is given."""
     predictor: Predictor | str | Path | None = None
     """A fitted predictor, the directory of a saved one, or None for Routoo's default predictor."""
-    tradeoff: float | None = None
-    """How many units of predicted quality one USD is worth giving up; None: the selector's default."""
-    quality_floor: float | None = None
-    """Pick the cheapest model predicted to reach this quality."""
-    max_cost: float | None = None
-    """Only models whose estimated cost per call is at most this many USD."""
     prompt_view: PromptView | None = None
     """What the predictor reads: ``"last_user"`` or ``"conversation"``; None: the predictor's own."""
     max_fallbacks: int = 2
@@ -95,6 +90,7 @@ class RoutooChat(BaseChatModel):
     max_retries: int | None = None
     """Retries of one model by litellm's client before Routoo falls back to the next model."""
     stop: list[str] | None = None
+    """Stop sequences sent with every call (a LangChain setting: also with ``router=``)."""
     api_key: SecretStr | None = None
     """One key for every pool model (a single-provider pool); per-model keys go in
     ``ModelSpec.litellm_params``."""
@@ -106,13 +102,40 @@ class RoutooChat(BaseChatModel):
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     _router: Router = PrivateAttr()
-    _pinned_routers: dict[str, Router] = PrivateAttr(default_factory=dict)
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        router: Router | None = None,
+        policy: RoutingPolicy | Mapping[str, Any] | None = None,
+        tradeoff: float | None = None,
+        quality_floor: float | None = None,
+        max_cost: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """``router``: the ``routoo.Router`` to route through; without it, one is built from
+        the fields and from ``policy``, a ``RoutingPolicy`` or a mapping of its fields, over
+        which ``tradeoff``, ``quality_floor`` and ``max_cost`` (shorthand) are merged."""
         super().__init__(**kwargs)
-        # Built outside pydantic's validation so that Routoo's own errors (an unknown model,
-        # a missing price, a corrupted predictor) reach the caller unwrapped.
-        self._router = self._new_router(self.predictor)
+        # Checked and built outside pydantic's validation so that Routoo's own errors (an
+        # unknown model, a missing price, a corrupted predictor) reach the caller unwrapped.
+        shorthand = {"tradeoff": tradeoff, "quality_floor": quality_floor, "max_cost": max_cost}
+        given = {name for name, value in {"policy": policy, **shorthand}.items() if value is not None}
+        given |= self.model_fields_set & _ROUTER_FIELDS
+
+        def build() -> Router:
+            if self.models is None:
+                raise ConfigError("RoutooChat needs models= (the pool) or router=")
+            return Router(
+                self.models,
+                self.predictor,
+                RoutingPolicy.coerce(policy).merged(shorthand),
+                prompt_view=self.prompt_view,
+                max_fallbacks=self.max_fallbacks,
+                litellm_params=self._litellm_params(),
+            )
+
+        self._router = router_or_build(router, given, build, "RoutooChat")
 
     # --------------------------------------------------------------------- routing
     @property
@@ -121,32 +144,14 @@ class RoutooChat(BaseChatModel):
         return self._router
 
     @property
+    def policy(self) -> RoutingPolicy:
+        """The routing policy of every call (the Router's), before per-run and per-call overrides."""
+        return self._router.policy
+
+    @property
     def spent(self) -> float:
-        """USD really spent through this model so far."""
-        return self._router.spent + sum(router.spent for router in self._pinned_routers.values())
-
-    def _new_router(
-        self, predictor: Predictor | str | Path | None, selector: Selector | None = None
-    ) -> Router:
-        return Router(
-            self.models,
-            predictor,
-            selector,
-            prompt_view=self.prompt_view,
-            max_fallbacks=self.max_fallbacks,
-            litellm_params=self._litellm_params(),
-        )
-
-    def _router_for(self, model: str | None) -> Router:
-        """The router of the whole pool, or one allowed only ``model`` for a per-call override."""
-        if model is None:
-            return self._router
-        if model not in self._router.models:
-            raise ConfigError(f"model={model!r} is not in this RoutooChat's pool {self._router.models}")
-        if model not in self._pinned_routers:
-            router = self._new_router(self._router.predictor, Selector(allow=[model]))
-            self._pinned_routers.setdefault(model, router)  # atomic: concurrent calls share one
-        return self._pinned_routers[model]
+        """USD really spent through this model so far (the Router's ledger)."""
+        return self._router.spent
 
     def _litellm_params(self) -> dict[str, Any]:
         params: dict[str, Any] = {
@@ -165,23 +170,21 @@ class RoutooChat(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | AsyncCallbackManagerForLLMRun | None,
         kwargs: dict[str, Any],
     ) -> _RoutedCall:
+        """The call's messages and options; its policy is the run's config keys, then the
+        call's own ``policy=`` and policy-field keywords (``model=`` pins a pool model)."""
         overrides: RoutingOverrides | None = kwargs.pop(_OVERRIDES_KWARG, None)
         if overrides is None:  # reached without a public entry point: the run's config is all there is
             overrides = routing_overrides(ensure_config().get("configurable") or {})
-        router = self._router_for(kwargs.pop("model", None))
-        options = {
-            "tradeoff": _first_set(overrides.tradeoff, self.tradeoff),
-            "quality_floor": _first_set(overrides.quality_floor, self.quality_floor),
-            "max_cost": _first_set(overrides.max_cost, self.max_cost),
-            **kwargs,
-        }
+        fields = {name: kwargs.pop(name) for name in RoutingPolicy.model_fields if name in kwargs}
+        policy = overrides.policy.merged(kwargs.pop("policy", None)).merged(fields)
+        options = {"policy": policy, **kwargs}
         if stop := stop or self.stop:
             options["stop"] = stop
-        budget = overrides.budget
-        if isinstance(budget, float):
+        budget = None
+        if overrides.budget is not None:
             parent_run_id = run_manager.parent_run_id if run_manager else None
-            budget = RUN_TREE.budget_for(parent_run_id, budget, overrides.budget_mode)
-        return _RoutedCall(router, to_litellm_messages(messages), options, budget)
+            budget = RUN_TREE.budget_for(parent_run_id, overrides.budget)
+        return _RoutedCall(to_litellm_messages(messages), options, budget)
 
     # ------------------------------------------------------- BaseChatModel hooks
     def _generate(
@@ -192,9 +195,9 @@ class RoutooChat(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         call = self._prepare(messages, stop, run_manager, kwargs)
-        with call.budget_open():
-            routed = call.router.completion(call.messages, **call.options)
-        return _chat_result(routed)
+        with budget_scope(call.budget):
+            routed = self._router.completion(call.messages, **call.options)
+        return chat_result(routed)
 
     async def _agenerate(
         self,
@@ -204,9 +207,9 @@ class RoutooChat(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         call = self._prepare(messages, stop, run_manager, kwargs)
-        with call.budget_open():
-            routed = await call.router.acompletion(call.messages, **call.options)
-        return _chat_result(routed)
+        with budget_scope(call.budget):
+            routed = await self._router.acompletion(call.messages, **call.options)
+        return chat_result(routed)
 
     def _stream(
         self,
@@ -216,8 +219,8 @@ class RoutooChat(BaseChatModel):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         call = self._prepare(messages, stop, run_manager, kwargs)
-        with call.budget_open():
-            stream = call.router.stream(call.messages, **call.options)
+        with budget_scope(call.budget):
+            stream = self._router.stream(call.messages, **call.options)
         with stream:  # a stream left early is still charged for what it produced
             finish_reason = None
             for chunk in stream:
@@ -225,7 +228,7 @@ class RoutooChat(BaseChatModel):
                 finish_reason = reason or finish_reason
                 if message is not None:
                     yield ChatGenerationChunk(message=message)
-        yield ChatGenerationChunk(message=_last_chunk(stream, finish_reason))
+        yield ChatGenerationChunk(message=last_chunk(stream, finish_reason))
 
     async def _astream(
         self,
@@ -235,8 +238,8 @@ class RoutooChat(BaseChatModel):
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
         call = self._prepare(messages, stop, run_manager, kwargs)
-        with call.budget_open():
-            stream = await call.router.astream(call.messages, **call.options)
+        with budget_scope(call.budget):
+            stream = await self._router.astream(call.messages, **call.options)
         async with stream:  # a stream left early is still charged for what it produced
             finish_reason = None
             async for chunk in stream:
@@ -244,7 +247,7 @@ class RoutooChat(BaseChatModel):
                 finish_reason = reason or finish_reason
                 if message is not None:
                     yield ChatGenerationChunk(message=message)
-        yield ChatGenerationChunk(message=_last_chunk(stream, finish_reason))
+        yield ChatGenerationChunk(message=last_chunk(stream, finish_reason))
 
     @property
     def _llm_type(self) -> str:
@@ -254,9 +257,7 @@ class RoutooChat(BaseChatModel):
     def _identifying_params(self) -> dict[str, Any]:
         return {
             "models": self._router.models,
-            "tradeoff": self.tradeoff,
-            "quality_floor": self.quality_floor,
-            "max_cost": self.max_cost,
+            **self._router.policy.model_dump(exclude_none=True),
             "prompt_view": self._router.prompt_view,
         }
 
@@ -274,9 +275,10 @@ class RoutooChat(BaseChatModel):
             ls_model_name=kwargs.get("model") or ",".join(self._router.models),
             ls_model_type="chat",
         )
-        if (temperature := kwargs.get("temperature", self.temperature)) is not None:
+        sent = {**self._router.litellm_params, **kwargs}
+        if (temperature := sent.get("temperature")) is not None:
             params["ls_temperature"] = temperature
-        if (max_tokens := kwargs.get("max_tokens", self.max_tokens)) is not None:
+        if (max_tokens := sent.get("max_tokens")) is not None:
             params["ls_max_tokens"] = max_tokens
         if stop := stop or self.stop:
             params["ls_stop"] = stop
@@ -342,7 +344,7 @@ class RoutooChat(BaseChatModel):
         """
         formatted = [convert_to_openai_tool(tool, strict=strict) for tool in tools]
         if tool_choice is not None and tool_choice is not False:
-            kwargs["tool_choice"] = _openai_tool_choice(tool_choice, formatted)
+            kwargs["tool_choice"] = openai_tool_choice(tool_choice, formatted)
         return super().bind(tools=formatted, **kwargs)
 
     def with_structured_output(
@@ -363,104 +365,18 @@ class RoutooChat(BaseChatModel):
         """
         if kwargs:
             raise ConfigError(f"with_structured_output got unsupported arguments {sorted(kwargs)}")
-        is_pydantic = isinstance(schema, type) and is_basemodel_subclass(schema)
-        tracing = {"kwargs": {"method": method, "strict": strict}, "schema": schema}
-        llm: Runnable[LanguageModelInput, AIMessage]
-        parser: Runnable[Any, Any]
-        if method == "function_calling":
-            tool_name = convert_to_openai_tool(schema)["function"]["name"]
-            llm = self.bind_tools(
-                [schema], tool_choice=tool_name, strict=strict, ls_structured_output_format=tracing
-            )
-            parser = (
-                PydanticToolsParser(tools=[schema], first_tool_only=True)
-                if is_pydantic
-                else JsonOutputKeyToolsParser(key_name=tool_name, first_tool_only=True)
-            )
-        elif method in ("json_schema", "json_mode"):
-            llm = self.bind(
-                response_format=_response_format(schema, method, strict),
-                ls_structured_output_format=tracing,
-            )
-            parser = PydanticOutputParser(pydantic_object=schema) if is_pydantic else JsonOutputParser()
-        else:
-            raise ConfigError(
-                f"unknown structured output method {method!r}; "
-                "use 'function_calling', 'json_schema' or 'json_mode'"
-            )
-        if not include_raw:
-            return llm | parser
-        parse_raw = RunnablePassthrough.assign(
-            parsed=itemgetter("raw") | parser, parsing_error=lambda _: None
-        )
-        keep_error = RunnablePassthrough.assign(parsed=lambda _: None)
-        return RunnableMap(raw=llm) | parse_raw.with_fallbacks([keep_error], exception_key="parsing_error")
+        return structured_output(self, schema, method, include_raw, strict)
 
 
 @dataclass(frozen=True)
 class _RoutedCall:
-    """One call, ready for the router: its messages, routing and litellm options, and budget."""
+    """One call, ready for the router: its messages, policy and litellm options, and its run's budget."""
 
-    router: Router
     messages: list[dict[str, Any]]
     options: dict[str, Any]
     budget: Budget | None
-
-    @contextmanager
-    def budget_open(self) -> Iterator[None]:
-        """Open the call's budget unless an enclosing scope already has it (it would be charged twice)."""
-        if self.budget is None or any(budget is self.budget for budget in open_budgets()):
-            yield
-            return
-        with budget_scope(self.budget):
-            yield
 
 
 def _with_overrides(config: RunnableConfig | None, kwargs: dict[str, Any]) -> dict[str, Any]:
     configurable = ensure_config(config).get("configurable") or {}
     return {**kwargs, _OVERRIDES_KWARG: routing_overrides(configurable)}
-
-
-def _first_set(*values: float | None) -> float | None:
-    return next((value for value in values if value is not None), None)
-
-
-def _chat_result(routed: Any) -> ChatResult:
-    finish_reason = routed.response.choices[0].finish_reason
-    metadata = routed_metadata(routed.model, routed.cost_usd, routed.decision.to_dict(), finish_reason)
-    message = ai_message(routed.response, usage=routed.usage, metadata=metadata)
-    return ChatResult(generations=[ChatGeneration(message=message)])
-
-
-def _last_chunk(stream: Any, finish_reason: str | None) -> AIMessageChunk:
-    metadata = routed_metadata(stream.model, stream.cost_usd, stream.decision.to_dict(), finish_reason)
-    return final_chunk(usage=stream.usage, metadata=metadata)
-
-
-def _openai_tool_choice(choice: str | dict[str, Any] | bool, tools: list[dict[str, Any]]) -> Any:
-    names = [tool["function"]["name"] for tool in tools]
-    if isinstance(choice, dict):
-        return choice
-    if choice is True or choice in ("any", "required"):
-        if choice is True and len(names) == 1:
-            return {"type": "function", "function": {"name": names[0]}}
-        return "required"
-    if choice in ("auto", "none"):
-        return choice
-    if choice in names:
-        return {"type": "function", "function": {"name": choice}}
-    raise ConfigError(f"tool_choice={choice!r} names no bound tool; the tools are {names}")
-
-
-def _response_format(schema: dict[str, Any] | type, method: str, strict: bool | None) -> dict[str, Any]:
-    if method == "json_mode":
-        return {"type": "json_object"}
-    if isinstance(schema, Mapping) and "json_schema" in schema:
-        return dict(schema)  # already an OpenAI response_format
-    function = convert_to_openai_function(schema, strict=strict)
-    json_schema: dict[str, Any] = {"name": function["name"], "schema": function["parameters"]}
-    if function.get("description"):
-        json_schema["description"] = function["description"]
-    if strict is not None:
-        json_schema["strict"] = strict
-    return {"type": "json_schema", "json_schema": json_schema}

@@ -11,6 +11,9 @@ from langchain_core.messages.ai import UsageMetadata
 from langchain_core.messages.tool import InvalidToolCall, ToolCall, ToolCallChunk, tool_call_chunk
 from langchain_core.messages.utils import convert_to_openai_messages
 from langchain_core.output_parsers.openai_tools import make_invalid_tool_call, parse_tool_call
+from langchain_core.outputs import ChatGeneration, ChatResult
+
+from routoo.router import AsyncRoutedStream, RoutedResponse, RoutedStream
 
 
 def to_litellm_messages(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
@@ -124,6 +127,20 @@ def final_chunk(*, usage: Mapping[str, int], metadata: dict[str, Any]) -> AIMess
         response_metadata=metadata,
         chunk_position="last",
     )
+
+
+def chat_result(routed: RoutedResponse) -> ChatResult:
+    """The LangChain result of a routed call: its answer, with usage and routing metadata."""
+    finish_reason = routed.response.choices[0].finish_reason
+    metadata = routed_metadata(routed.model, routed.cost_usd, routed.decision.to_dict(), finish_reason)
+    message = ai_message(routed.response, usage=routed.usage, metadata=metadata)
+    return ChatResult(generations=[ChatGeneration(message=message)])
+
+
+def last_chunk(stream: RoutedStream | AsyncRoutedStream, finish_reason: str | None) -> AIMessageChunk:
+    """The chunk that closes a routed stream: its usage and routing metadata, once."""
+    metadata = routed_metadata(stream.model, stream.cost_usd, stream.decision.to_dict(), finish_reason)
+    return final_chunk(usage=stream.usage, metadata=metadata)
 
 
 def _as_dict(value: Any) -> dict[str, Any]:

@@ -1,12 +1,13 @@
-"""``RoutooLLM``: a LlamaIndex LLM that routes every call to the best model of a pool."""
+"""``RoutooLLM``: a LlamaIndex LLM that routes every call to the best model of a pool.
+
+It holds one ``routoo.Router`` and forwards every call to it (as langchain-litellm's
+``ChatLiteLLMRouter`` holds a ``litellm.Router``). Beside it: ``messages``, ``question`` (what
+the predictor reads), ``responses``, ``tools`` and ``budgets`` (per-run budgets over spans).
+"""
 
 from __future__ import annotations
 
-import copy
-import logging
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,58 +27,58 @@ from llama_index.core.base.llms.types import (
     CompletionResponseGen,
     LLMMetadata,
     MessageRole,
-    ToolCallBlock,
 )
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.constants import DEFAULT_CONTEXT_WINDOW, DEFAULT_NUM_OUTPUTS
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import ToolSelection
-from llama_index.core.llms.utils import parse_partial_json
 from llama_index.core.types import Model, TokenAsyncGen, TokenGen
 
-from llamaindex_routoo.messages import from_litellm_message, merge_tool_call_deltas, to_litellm_messages
-from llamaindex_routoo.question import question_from_messages
-from routoo._litellm import litellm
+from llamaindex_routoo.budgets import RUN_SPANS
+from llamaindex_routoo.messages import to_litellm_messages
+from llamaindex_routoo.question import call_question, template_question
+from llamaindex_routoo.responses import StreamAssembly, chat_response
+from llamaindex_routoo.tools import keep_first_tool_call, openai_tool_choice, tool_selections
+from routoo.budget import Budget, BudgetMode, RunBudget, budget_scope
+from routoo.errors import ConfigError
+from routoo.model_info import max_output_tokens
+from routoo.policy import RoutingPolicy
 from routoo.pool import ModelSpec
 from routoo.predictors.base import Predictor
 from routoo.prompts import PromptView
-from routoo.router import AsyncRoutedStream, RoutedResponse, RoutedStream, Router, RoutingDecision
+from routoo.router import SHORTHAND_FIELDS, Router, router_or_build
 
 if TYPE_CHECKING:
     from llama_index.core.prompts import BasePromptTemplate, PromptTemplate
     from llama_index.core.tools.types import BaseTool
 
-logger = logging.getLogger(__name__)
-
-ROUTING_OPTIONS = ("tradeoff", "quality_floor", "max_cost")
-# The question a LlamaIndex template was formatted with (``query_str``): exact, whatever the template.
-_QUERY_STR: ContextVar[str | None] = ContextVar("routoo_llamaindex_query_str", default=None)
+ROUTING_OPTIONS = SHORTHAND_FIELDS  # moved to routoo.router.SHORTHAND_FIELDS; shim kept for one release
 
 
 class RoutooLLM(FunctionCallingLLM):
     """A LlamaIndex LLM whose every call goes to the model a Routoo ``Router`` picks for it.
 
     ``Settings.llm = RoutooLLM(models=[...])`` routes every call that query engines, chat
-    engines and agents make. Each response carries the routing decision and the call's real
-    cost and usage in ``additional_kwargs`` (``prompt_tokens``, ``completion_tokens``,
-    ``total_tokens``, ``model``, ``cost_usd``, ``routoo_decision``) and the litellm response
-    dict in ``raw``. Calls with tools only go to tool-capable models.
+    engines and agents make, through one ``Router``: ``router=``, or one built from
+    ``models``, ``predictor``, ``policy`` (``tradeoff``, ``quality_floor`` and ``max_cost``
+    are shorthand for its fields), ``prompt_view`` and ``max_fallbacks``; a router and any of
+    these is a ``ConfigError``. Per call, ``policy=`` and keywords named like its fields
+    (``model=`` pins a pool model) override the Router's policy. Each response's
+    ``additional_kwargs`` record the call (``llamaindex_routoo.responses``); calls with tools
+    only go to tool-capable models. ``budget`` (a USD limit; ``budget_mode`` "hard" or
+    "soft") gives each LlamaIndex run, a query, chat turn or agent run, its own budget for
+    all its LLM calls; a ``Budget`` is shared by every run (``llamaindex_routoo.budgets``).
 
     With ``question_only`` the predictor reads the user's question, not the retrieved context
     LlamaIndex pastes around it: the ``query_str`` LlamaIndex formatted the prompt with, else
     the question found in a LlamaIndex RAG or condense template (``llamaindex_routoo.question``),
     else the last user message. Cost and context window still count the whole prompt. Without
-    it, the predictor reads what the Router's ``prompt_view`` selects. Per call, ``tradeoff``,
-    ``quality_floor``, ``max_cost`` and ``predictor_text`` keyword arguments override these.
+    it, the predictor reads what the Router's ``prompt_view`` selects; a call's
+    ``predictor_text`` replaces either.
     """
 
     models: list[str] = Field(description="The pool's model names, as given to the Router.")
-    tradeoff: float | None = Field(
-        default=None, description="Quality per USD trade-off; None: the selector's."
-    )
-    quality_floor: float | None = Field(default=None, description="Cheapest model predicted to reach this.")
-    max_cost: float | None = Field(default=None, description="Best model whose estimated USD cost fits.")
     temperature: float | None = Field(default=None, description="Sampling temperature; None: the model's.")
     max_tokens: int | None = Field(default=None, gt=0, description="Most tokens to generate.")
     timeout: float | None = Field(default=None, gt=0, description="Seconds before a call times out.")
@@ -86,30 +87,43 @@ class RoutooLLM(FunctionCallingLLM):
 
     _router: Router = PrivateAttr()
     _metadata: LLMMetadata = PrivateAttr()
+    _run_budget: RunBudget | None = PrivateAttr(default=None)
 
     def __init__(
         self,
-        models: Sequence[str | ModelSpec | Mapping[str, Any]],
+        models: Sequence[str | ModelSpec | Mapping[str, Any]] | None = None,
         predictor: Predictor | str | Path | None = None,
         *,
+        router: Router | None = None,
+        policy: RoutingPolicy | Mapping[str, Any] | None = None,
         tradeoff: float | None = None,
         quality_floor: float | None = None,
         max_cost: float | None = None,
         prompt_view: PromptView | None = None,
-        max_fallbacks: int = 2,
+        max_fallbacks: int | None = None,
         temperature: float | None = None,
         max_tokens: int | None = None,
         timeout: float | None = None,
         additional_kwargs: Mapping[str, Any] | None = None,
         question_only: bool = True,
+        budget: Budget | float | None = None,
+        budget_mode: BudgetMode | None = None,
         **kwargs: Any,
     ) -> None:
-        router = Router(models, predictor, prompt_view=prompt_view, max_fallbacks=max_fallbacks)
-        super().__init__(
-            models=list(router.models),
+        router = _router_from(
+            router,
+            models=models,
+            predictor=predictor,
+            policy=policy,
             tradeoff=tradeoff,
             quality_floor=quality_floor,
             max_cost=max_cost,
+            prompt_view=prompt_view,
+            max_fallbacks=max_fallbacks,
+        )
+        run_budget = RunBudget.coerce(budget, budget_mode)
+        super().__init__(
+            models=list(router.models),
             temperature=temperature,
             max_tokens=max_tokens,
             timeout=timeout,
@@ -119,6 +133,7 @@ class RoutooLLM(FunctionCallingLLM):
         )
         self._router = router
         self._metadata = _pool_metadata(router, max_tokens)
+        self._run_budget = run_budget
 
     @classmethod
     def class_name(cls) -> str:
@@ -126,8 +141,18 @@ class RoutooLLM(FunctionCallingLLM):
 
     @property
     def router(self) -> Router:
-        """The Router behind this LLM (its ``spent``, ``predictor`` and ``pool``)."""
+        """The Router behind this LLM (its ``spent``, ``predictor``, ``pool`` and ``policy``)."""
         return self._router
+
+    @property
+    def policy(self) -> RoutingPolicy:
+        """The routing policy of every call (the Router's), before per-call overrides."""
+        return self._router.policy
+
+    @property
+    def run_budget(self) -> RunBudget | None:
+        """The budget setting of each LlamaIndex run, or None."""
+        return self._run_budget
 
     @property
     def metadata(self) -> LLMMetadata:
@@ -186,21 +211,25 @@ class RoutooLLM(FunctionCallingLLM):
 
     def _chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         litellm_messages = to_litellm_messages(messages)
-        routed = self._router.completion(litellm_messages, **self._call_options(litellm_messages, kwargs))
-        return _chat_response(routed)
+        options = self._call_options(litellm_messages, kwargs)
+        with budget_scope(self._budget_of_run()):
+            return chat_response(self._router.completion(litellm_messages, **options))
 
     async def _achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         litellm_messages = to_litellm_messages(messages)
         options = self._call_options(litellm_messages, kwargs)
-        return _chat_response(await self._router.acompletion(litellm_messages, **options))
+        with budget_scope(self._budget_of_run()):
+            return chat_response(await self._router.acompletion(litellm_messages, **options))
 
     def _stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
         # Routed here, not in the generator: the decision and its errors come at call time.
         litellm_messages = to_litellm_messages(messages)
-        stream = self._router.stream(litellm_messages, **self._call_options(litellm_messages, kwargs))
+        options = self._call_options(litellm_messages, kwargs)
+        with budget_scope(self._budget_of_run()):  # the stream keeps the budgets open at its start
+            stream = self._router.stream(litellm_messages, **options)
 
         def responses() -> ChatResponseGen:
-            assembly = _StreamAssembly()
+            assembly = StreamAssembly()
             with stream:  # a stream left unfinished is still charged for what it produced
                 for chunk in stream:
                     if (response := assembly.add(chunk)) is not None:
@@ -212,10 +241,11 @@ class RoutooLLM(FunctionCallingLLM):
     async def _astream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseAsyncGen:
         litellm_messages = to_litellm_messages(messages)
         options = self._call_options(litellm_messages, kwargs)
-        stream = await self._router.astream(litellm_messages, **options)
+        with budget_scope(self._budget_of_run()):
+            stream = await self._router.astream(litellm_messages, **options)
 
         async def responses() -> ChatResponseAsyncGen:
-            assembly = _StreamAssembly()
+            assembly = StreamAssembly()
             async with stream:
                 async for chunk in stream:
                     if (response := assembly.add(chunk)) is not None:
@@ -229,22 +259,22 @@ class RoutooLLM(FunctionCallingLLM):
     # argument or by ``partial_format``); the predictor reads it instead of the whole prompt.
     def predict(self, prompt: BasePromptTemplate, **prompt_args: Any) -> str:
         """``LLM.predict``, with the template's ``query_str`` as the predictor's text."""
-        with _query_str(prompt, prompt_args):
+        with template_question({**prompt.kwargs, **prompt_args}):
             return super().predict(prompt, **prompt_args)
 
     async def apredict(self, prompt: BasePromptTemplate, **prompt_args: Any) -> str:
         """``LLM.apredict``, with the template's ``query_str`` as the predictor's text."""
-        with _query_str(prompt, prompt_args):
+        with template_question({**prompt.kwargs, **prompt_args}):
             return await super().apredict(prompt, **prompt_args)
 
     def stream(self, prompt: BasePromptTemplate, **prompt_args: Any) -> TokenGen:
         """``LLM.stream``, with the template's ``query_str`` as the predictor's text."""
-        with _query_str(prompt, prompt_args):
+        with template_question({**prompt.kwargs, **prompt_args}):
             return super().stream(prompt, **prompt_args)
 
     async def astream(self, prompt: BasePromptTemplate, **prompt_args: Any) -> TokenAsyncGen:
         """``LLM.astream``, with the template's ``query_str`` as the predictor's text."""
-        with _query_str(prompt, prompt_args):
+        with template_question({**prompt.kwargs, **prompt_args}):
             return await super().astream(prompt, **prompt_args)
 
     def structured_predict(
@@ -255,7 +285,7 @@ class RoutooLLM(FunctionCallingLLM):
         **prompt_args: Any,
     ) -> Model:
         """``LLM.structured_predict`` (a tool call on tool-capable models), ``query_str`` read as above."""
-        with _query_str(prompt, prompt_args):
+        with template_question({**prompt.kwargs, **prompt_args}):
             return super().structured_predict(output_cls, prompt, llm_kwargs=llm_kwargs, **prompt_args)
 
     async def astructured_predict(
@@ -266,7 +296,7 @@ class RoutooLLM(FunctionCallingLLM):
         **prompt_args: Any,
     ) -> Model:
         """Async ``structured_predict``."""
-        with _query_str(prompt, prompt_args):
+        with template_question({**prompt.kwargs, **prompt_args}):
             return await super().astructured_predict(output_cls, prompt, llm_kwargs=llm_kwargs, **prompt_args)
 
     # ----------------------------------------------------------------------- tools
@@ -294,7 +324,7 @@ class RoutooLLM(FunctionCallingLLM):
         return {
             "messages": messages,
             "tools": [tool.metadata.to_openai_tool(skip_length_check=True) for tool in tools],
-            "tool_choice": _tool_choice(tool_choice, tool_required),
+            "tool_choice": openai_tool_choice(tool_choice, tool_required),
             **kwargs,
         }
 
@@ -306,54 +336,46 @@ class RoutooLLM(FunctionCallingLLM):
         **kwargs: Any,
     ) -> ChatResponse:
         """Keep only the first tool call unless parallel calls were allowed (and log the others)."""
-        calls = [block for block in response.message.blocks if isinstance(block, ToolCallBlock)]
-        if allow_parallel_tool_calls or len(calls) <= 1:
-            return response
-        logger.warning(
-            "the model made %d tool calls but allow_parallel_tool_calls is False; keeping %r, dropping %s",
-            len(calls),
-            calls[0].tool_name,
-            [block.tool_name for block in calls[1:]],
-        )
-        message = response.message
-        message.blocks = [
-            block for block in message.blocks if not isinstance(block, ToolCallBlock) or block is calls[0]
-        ]
-        if message.additional_kwargs.get("tool_calls"):
-            message.additional_kwargs["tool_calls"] = message.additional_kwargs["tool_calls"][:1]
-        return response
+        return response if allow_parallel_tool_calls else keep_first_tool_call(response)
 
     def get_tool_calls_from_response(
         self, response: ChatResponse, error_on_no_tool_call: bool = True, **kwargs: Any
     ) -> list[ToolSelection]:
         """The tool calls of a response, with their arguments parsed (partial JSON while streaming)."""
-        calls = [block for block in response.message.blocks if isinstance(block, ToolCallBlock)]
-        if not calls and error_on_no_tool_call:
-            raise ValueError(
-                f"expected a tool call, but the model ({response.additional_kwargs.get('model', 'unknown')}) "
-                f"answered with text: {response.message.content!r}"
-            )
-        return [
-            ToolSelection(
-                tool_id=block.tool_call_id or "",
-                tool_name=block.tool_name,
-                tool_kwargs=_tool_arguments(block),
-            )
-            for block in calls
-        ]
+        return tool_selections(response, error_on_no_tool_call)
 
-    # -------------------------------------------------------------------- helpers
     def _call_options(self, messages: list[dict[str, Any]], kwargs: dict[str, Any]) -> dict[str, Any]:
-        """The Router's routing options and litellm parameters for one call."""
-        options: dict[str, Any] = {name: kwargs.pop(name, getattr(self, name)) for name in ROUTING_OPTIONS}
+        """The call's policy override (its ``policy`` and policy-field keywords), what the
+        predictor reads, and the litellm parameters."""
+        fields = {name: kwargs.pop(name) for name in RoutingPolicy.model_fields if name in kwargs}
+        options: dict[str, Any] = {"policy": RoutingPolicy.coerce(kwargs.pop("policy", None)).merged(fields)}
         predictor_text = kwargs.pop("predictor_text", None)
         if predictor_text is None and self.question_only:
-            predictor_text = _QUERY_STR.get() or question_from_messages(messages)
+            predictor_text = call_question(messages)
         options["predictor_text"] = predictor_text
         generation = {"temperature": self.temperature, "max_tokens": self.max_tokens, "timeout": self.timeout}
         return (
             options | {k: v for k, v in generation.items() if v is not None} | self.additional_kwargs | kwargs
         )
+
+    def _budget_of_run(self) -> Budget | None:
+        """The budget of the LlamaIndex run this call belongs to, when runs have budgets."""
+        return None if self._run_budget is None else RUN_SPANS.budget_for(self._run_budget)
+
+
+def _router_from(router: Router | None, **settings: Any) -> Router:
+    """``router``, or one built from the constructor's Router ``settings`` (None: not given)."""
+    given = {name: value for name, value in settings.items() if value is not None}
+
+    def build() -> Router:
+        if "models" not in given:
+            raise ConfigError("RoutooLLM needs models (the pool) or router=")
+        arguments = dict(given)
+        shorthand = {name: arguments.pop(name, None) for name in SHORTHAND_FIELDS}
+        policy = RoutingPolicy.coerce(arguments.pop("policy", None)).merged(shorthand)
+        return Router(policy=policy, **arguments)
+
+    return router_or_build(router, given, build, "RoutooLLM")
 
 
 def _pool_metadata(router: Router, max_tokens: int | None = None) -> LLMMetadata:
@@ -367,7 +389,7 @@ def _pool_metadata(router: Router, max_tokens: int | None = None) -> LLMMetadata
     """
     specs = router.pool.specs
     windows = [spec.max_input_tokens for spec in specs if spec.max_input_tokens]
-    outputs = [tokens for spec in specs if (tokens := _max_output_tokens(spec.name))]
+    outputs = [tokens for spec in specs if (tokens := max_output_tokens(spec.name))]
     context_window = min(windows, default=DEFAULT_CONTEXT_WINDOW)
     output_limit = min(outputs, default=DEFAULT_NUM_OUTPUTS)
     return LLMMetadata(
@@ -377,104 +399,3 @@ def _pool_metadata(router: Router, max_tokens: int | None = None) -> LLMMetadata
         is_function_calling_model=any(spec.supports_function_calling for spec in specs),
         model_name="routoo:" + ",".join(router.models),
     )
-
-
-def _chat_response(routed: RoutedResponse) -> ChatResponse:
-    raw = routed.response.model_dump()
-    return ChatResponse(
-        message=from_litellm_message(raw["choices"][0]["message"]),
-        raw=raw,
-        additional_kwargs=_call_record(routed.decision, routed.model, routed.cost_usd, routed.usage),
-    )
-
-
-def _call_record(
-    decision: RoutingDecision, model: str, cost_usd: float, usage: Mapping[str, int]
-) -> dict[str, Any]:
-    """What a response tells about its call: token usage (as LlamaIndex's token counter reads it),
-    the model that answered, the real cost and the routing decision."""
-    return {
-        "prompt_tokens": int(usage.get("prompt_tokens", 0)),
-        "completion_tokens": int(usage.get("completion_tokens", 0)),
-        "total_tokens": int(usage.get("total_tokens", 0)),
-        "model": model,
-        "cost_usd": cost_usd,
-        "routoo_decision": decision.to_dict(),
-    }
-
-
-class _StreamAssembly:
-    """Builds LlamaIndex chat responses from a routed stream's litellm chunks."""
-
-    def __init__(self) -> None:
-        self.content = ""
-        self.tool_calls: list[dict[str, Any]] = []
-
-    def add(self, chunk: Any) -> ChatResponse | None:
-        """The response for one chunk, or None when it adds neither text nor a tool call."""
-        raw = chunk.model_dump()
-        delta = (raw.get("choices") or [{}])[0].get("delta") or {}
-        text = delta.get("content") or ""
-        if delta.get("tool_calls"):
-            merge_tool_call_deltas(self.tool_calls, delta["tool_calls"])
-        elif not text:
-            return None
-        self.content += text
-        return ChatResponse(message=self._message(), delta=text, raw=raw)
-
-    def final(self, stream: RoutedStream | AsyncRoutedStream) -> ChatResponse:
-        """The closing response: the whole message; as raw, the response litellm assembled from
-        the chunks (usage included); the cost and decision."""
-        # The stream is closed, so the router has assembled and charged it.
-        assert stream.response is not None and stream.usage is not None and stream.cost_usd is not None
-        return ChatResponse(
-            message=self._message(),
-            delta="",
-            raw=stream.response.model_dump(),
-            additional_kwargs=_call_record(stream.decision, stream.model, stream.cost_usd, stream.usage),
-        )
-
-    def _message(self) -> ChatMessage:
-        return from_litellm_message({"content": self.content, "tool_calls": copy.deepcopy(self.tool_calls)})
-
-
-@contextmanager
-def _query_str(prompt: BasePromptTemplate, prompt_args: Mapping[str, Any]) -> Iterator[None]:
-    """Within, calls read the template's ``query_str`` as the question (none shadows an outer one)."""
-    query = {**prompt.kwargs, **prompt_args}.get("query_str")
-    token = _QUERY_STR.set(query if isinstance(query, str) and query.strip() else None)
-    try:
-        yield
-    finally:
-        _QUERY_STR.reset(token)
-
-
-def _tool_choice(tool_choice: str | dict[str, Any] | None, tool_required: bool) -> str | dict[str, Any]:
-    """LlamaIndex's ``tool_choice`` (a mode, a tool name or an OpenAI dict) as OpenAI's."""
-    if tool_choice is None:
-        return "required" if tool_required else "auto"
-    if isinstance(tool_choice, str) and tool_choice not in ("auto", "required", "none"):
-        return {"type": "function", "function": {"name": tool_choice}}
-    return tool_choice
-
-
-def _tool_arguments(block: ToolCallBlock) -> dict[str, Any]:
-    if isinstance(block.tool_kwargs, dict):
-        return block.tool_kwargs
-    try:
-        arguments = parse_partial_json(block.tool_kwargs or "{}")
-    except ValueError:
-        arguments = None
-    if not isinstance(arguments, dict):
-        logger.warning(
-            "tool call %r has arguments that are not a JSON object: %r", block.tool_name, block.tool_kwargs
-        )
-        return {}
-    return arguments
-
-
-def _max_output_tokens(model: str) -> int | None:
-    try:
-        return litellm.get_model_info(model).get("max_output_tokens")
-    except Exception:  # litellm raises a bare Exception for models it does not know
-        return None

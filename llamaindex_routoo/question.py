@@ -17,12 +17,18 @@ templates in the text of the last user message:
 Each pattern is anchored on the template's own fixed lines next to the question (its final lines
 where the context comes first), so retrieved context that happens to contain ``Query:`` is not
 mistaken for the question. Anything else gives ``None``.
+
+Better than any pattern is the ``query_str`` a template was formatted with: ``RoutooLLM``'s
+template calls (``predict``, ``stream``, ``structured_predict``...) set it with
+``template_question`` and ``call_question`` reads it first.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from routoo.prompts import content_text
@@ -81,3 +87,24 @@ def _query_before(text: str, end: int, context_marker: re.Pattern[str]) -> str |
 
 def _non_empty(text: str) -> str | None:
     return text.strip() or None
+
+
+# The question a LlamaIndex template was formatted with (``query_str``): exact, whatever the template.
+_TEMPLATE_QUESTION: ContextVar[str | None] = ContextVar("routoo_llamaindex_query_str", default=None)
+
+
+@contextmanager
+def template_question(template_args: Mapping[str, Any]) -> Iterator[None]:
+    """Within, calls read ``template_args["query_str"]`` as the question (none shadows an outer one)."""
+    query = template_args.get("query_str")
+    token = _TEMPLATE_QUESTION.set(query if isinstance(query, str) and query.strip() else None)
+    try:
+        yield
+    finally:
+        _TEMPLATE_QUESTION.reset(token)
+
+
+def call_question(messages: Sequence[Mapping[str, Any]]) -> str | None:
+    """The question of a call: its template's ``query_str`` inside ``template_question``, else
+    ``question_from_messages``."""
+    return _TEMPLATE_QUESTION.get() or question_from_messages(messages)

@@ -1,14 +1,78 @@
 """Routoo: learned, cost-aware LLM routing.
 
-The public API is re-exported here and imported on first use, so ``import routoo`` stays
-fast and loads neither torch nor litellm until they are needed.
+The public API is the names in ``__all__``. They are imported on first use (PEP 562), so
+that ``import routoo`` stays fast and loads neither torch nor litellm until they are needed;
+the ``TYPE_CHECKING`` imports below show the same names to type checkers and IDEs.
+``_EXPORTS``, ``__all__`` and those imports list the same names (tests/core/test_public_api.py).
 """
 
+from __future__ import annotations
+
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
+if TYPE_CHECKING:
+    from routoo.budget import Budget, budget_scope, open_budgets
+    from routoo.data import RoutingDataset, concat_datasets, list_datasets, load_dataset, train_test_split
+    from routoo.errors import (
+        AllModelsFailedError,
+        BudgetExceededError,
+        ConfigError,
+        DataError,
+        DatasetNotFoundError,
+        NoAdmissibleModelError,
+        PredictorError,
+        PredictorLoadError,
+        PriceNotFoundError,
+        RoutooError,
+        UnknownModelError,
+    )
+    from routoo.evaluate import EvaluationReport, evaluate
+    from routoo.policy import RoutingPolicy
+    from routoo.pool import ModelSpec
+    from routoo.predictors import Predictor, load_default, load_predictor, make_predictor
+    from routoo.router import RoutedResponse, Router, RoutingDecision
+    from routoo.selector import Selector, allocate_batch, calibrate
+
+__all__ = [
+    "AllModelsFailedError",
+    "Budget",
+    "BudgetExceededError",
+    "ConfigError",
+    "DataError",
+    "DatasetNotFoundError",
+    "EvaluationReport",
+    "ModelSpec",
+    "NoAdmissibleModelError",
+    "Predictor",
+    "PredictorError",
+    "PredictorLoadError",
+    "PriceNotFoundError",
+    "RoutedResponse",
+    "Router",
+    "RoutingDataset",
+    "RoutingDecision",
+    "RoutingPolicy",
+    "RoutooError",
+    "Selector",
+    "UnknownModelError",
+    "allocate_batch",
+    "budget_scope",
+    "calibrate",
+    "concat_datasets",
+    "evaluate",
+    "list_datasets",
+    "load_dataset",
+    "load_default",
+    "load_predictor",
+    "make_predictor",
+    "open_budgets",
+    "train_test_split",
+]
+
+# Where each name of __all__ is imported from on first use.
 _EXPORTS = {
     "routoo.errors": [
         "AllModelsFailedError",
@@ -27,12 +91,12 @@ _EXPORTS = {
     "routoo.evaluate": ["EvaluationReport", "evaluate"],
     "routoo.predictors": ["Predictor", "load_default", "load_predictor", "make_predictor"],
     "routoo.pool": ["ModelSpec"],
+    "routoo.policy": ["RoutingPolicy"],
     "routoo.selector": ["Selector", "allocate_batch", "calibrate"],
     "routoo.budget": ["Budget", "budget_scope", "open_budgets"],
     "routoo.router": ["RoutedResponse", "Router", "RoutingDecision"],
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
-__all__ = sorted(_MODULE_OF)
 
 
 def __getattr__(name: str) -> Any:

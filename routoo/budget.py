@@ -8,22 +8,25 @@ router's quality-per-USD lambda as money runs out faster than calls do.
 
 Budgets apply to the calls made inside ``with budget_scope(...)``; scopes nest, and
 contextvars carry them into threads started with ``contextvars.copy_context`` and into
-asyncio tasks created inside the scope.
+asyncio tasks created inside the scope. Per-run budgets (``RunBudget``, ``RunBudgets``)
+give every run of a framework (a LangChain chain or agent run, a LlamaIndex query) its own
+budget; the adapters track when runs start and end.
 """
 
 from __future__ import annotations
 
 import contextvars
 import itertools
+import math
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 from routoo.errors import BudgetExceededError, ConfigError, RoutooError
-from routoo.selector import check_non_negative
+from routoo.policy import check_non_negative
 
 BudgetMode = Literal["hard", "soft"]
 # Pressure once a soft budget is used up: large enough to make any model's cost dominate.
@@ -174,12 +177,19 @@ _open_budgets: contextvars.ContextVar[tuple[Budget, ...]] = contextvars.ContextV
 
 @contextmanager
 def budget_scope(
-    budget: Budget | float,
+    budget: Budget | float | None,
     mode: BudgetMode | None = None,
     expected_calls: int | None = None,
     name: str | None = None,
-) -> Iterator[Budget]:
-    """Apply ``budget`` (or a new ``Budget(limit, mode or "hard", ...)``) to the calls made inside."""
+) -> Iterator[Budget | None]:
+    """Apply ``budget`` (or a new ``Budget(limit, mode or "hard", ...)``) to the calls made inside.
+
+    A ``Budget`` already open here stays open once, so its calls are charged to it once;
+    None opens nothing.
+    """
+    if budget is None or any(open_budget is budget for open_budget in _open_budgets.get()):
+        yield budget
+        return
     if isinstance(budget, Budget):
         if (mode, expected_calls, name) != (None, None, None):
             raise ConfigError("budget_scope: give settings to a new limit, not to an existing Budget")
@@ -195,3 +205,73 @@ def budget_scope(
 def open_budgets() -> tuple[Budget, ...]:
     """The budgets open in this context, outermost first."""
     return _open_budgets.get()
+
+
+# ------------------------------------------------------------------ per-run budgets
+@dataclass(frozen=True)
+class RunBudget:
+    """A per-run budget setting: one ``Budget`` shared by every run, or a USD limit each run gets afresh.
+
+    A run is what the framework calls one (a LangChain chain or agent run; a LlamaIndex
+    query, chat turn or agent run): every model call inside it is charged to its budget.
+    """
+
+    budget: Budget | float
+    mode: BudgetMode = "hard"
+
+    @classmethod
+    def coerce(
+        cls, budget: object, mode: object = None, *, names: tuple[str, str] = ("budget", "budget_mode")
+    ) -> RunBudget | None:
+        """The setting given as ``budget`` (None: no budget) and ``mode`` (None: hard), checked.
+
+        ``names`` are the two settings as the caller knows them, for the ``ConfigError``.
+        """
+        budget_name, mode_name = names
+        if isinstance(budget, Budget):
+            if mode is not None:
+                raise ConfigError(
+                    f"{mode_name} applies to a USD limit; "
+                    f"the Budget given as {budget_name} already has its mode"
+                )
+            return cls(budget, budget.mode)
+        if mode is not None and mode not in get_args(BudgetMode):
+            raise ConfigError(f"{mode_name} must be 'hard' or 'soft', got {mode!r}")
+        if budget is None:
+            return None
+        if isinstance(budget, bool) or not isinstance(budget, int | float) or not math.isfinite(budget):
+            raise ConfigError(f"{budget_name} must be a Budget or a finite number of USD, got {budget!r}")
+        if budget <= 0:
+            raise ConfigError(f"{budget_name} must be a positive USD limit, got {budget}")
+        return cls(float(budget), mode or "hard")
+
+
+class RunBudgets:
+    """The budgets of the runs in progress: one per outermost run, made by its first call,
+    dropped when the run ends (the adapter's run tracker calls ``end``)."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind  # names the budgets: "<kind> run <id>"
+        self._budgets: dict[Hashable, Budget] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._budgets)
+
+    def budget_for(self, setting: RunBudget, run_id: Hashable | None) -> Budget:
+        """The budget of run ``run_id`` under ``setting``; a call outside any run (None) gets its own."""
+        if isinstance(setting.budget, Budget):
+            return setting.budget
+        if run_id is None:
+            return Budget(setting.budget, mode=setting.mode, name=f"{self.kind} call")
+        with self._lock:
+            budget = self._budgets.get(run_id)
+            if budget is None:
+                budget = Budget(setting.budget, mode=setting.mode, name=f"{self.kind} run {run_id}")
+                self._budgets[run_id] = budget
+        return budget
+
+    def end(self, run_id: Hashable) -> None:
+        """Forget the budget of a run that ended (a no-op for runs that had none)."""
+        with self._lock:
+            self._budgets.pop(run_id, None)

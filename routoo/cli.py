@@ -1,4 +1,8 @@
-"""The ``routoo`` command line: datasets, eval, train, predict, route, calibrate."""
+"""The ``routoo`` command line: datasets, eval, train, predict, route, calibrate.
+
+Each command imports what it needs when it runs, so that ``routoo --help`` starts at once
+and no command loads torch or litellm before it needs them.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,13 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from routoo.errors import ConfigError, RoutooError
+from routoo.predictors.registry import PREDICTOR_KINDS
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -106,10 +112,9 @@ def _predict(args: argparse.Namespace) -> int:
 
 def _route(args: argparse.Namespace) -> int:
     from routoo.router import Router
-    from routoo.selector import Selector
 
-    selector = Selector(tradeoff=args.tradeoff, quality_floor=args.quality_floor, max_cost=args.max_cost)
-    router = Router(_models(args.models), predictor=args.model, selector=selector)
+    policy = {"tradeoff": args.tradeoff, "quality_floor": args.quality_floor, "max_cost": args.max_cost}
+    router = Router(_models(args.models), predictor=args.model, policy=policy)
     decision = router.route(args.prompt)
     print(json.dumps(decision.to_dict(), indent=2))
     return 0
@@ -156,7 +161,7 @@ def _split(dataset, args: argparse.Namespace):  # -> (train, test)
 
 
 def _predictor_for_eval(spec: str, train):  # -> (Predictor, label)
-    from routoo.predictors import PREDICTOR_KINDS, load_default, load_predictor, make_predictor
+    from routoo.predictors import load_default, load_predictor, make_predictor
 
     if spec == "default":
         return load_default(), "routoo-default"
@@ -221,7 +226,7 @@ def _parser() -> argparse.ArgumentParser:
         "--predictor",
         action="append",
         default=[],
-        help="a kind to train on the train split (knn, mf, encoder, causal-lm, ensemble), 'default', "
+        help=f"a kind to train on the train split ({', '.join(PREDICTOR_KINDS)}), 'default', "
         "or a saved directory; repeatable (default: the shipped default predictor).",
     )
     evaluate.add_argument("--json", help="write the full report as JSON")
@@ -231,7 +236,7 @@ def _parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a predictor and save it")
     data_args(train)
     train.set_defaults(split="none")
-    train.add_argument("--predictor", required=True, help="knn, mf, encoder, causal-lm or ensemble")
+    train.add_argument("--predictor", required=True, help=f"a kind: {', '.join(PREDICTOR_KINDS)}")
     train.add_argument("--param", action="append", default=[], help="constructor setting name=value")
     train.add_argument("--out", required=True, help="directory to save into")
     train.set_defaults(handler=_train)

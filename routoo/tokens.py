@@ -5,30 +5,47 @@ and Replicate models, which never works offline; so every model is counted with 
 tiktoken encoding: ``o200k_base`` for the OpenAI models tiktoken maps to it, ``cl100k_base``
 (litellm's default) for every other model. Counts for non-OpenAI models are therefore close
 approximations, not their own tokenizer's numbers.
+
+This is Routoo's one token counter. ``count_tokens``/``count_tokens_many`` count text (the
+data sets' input and output tokens); ``count_prompt_tokens`` counts a chat call as litellm
+lays it out (the router's estimates), which adds litellm's message framing: 7 tokens more
+than the text for a one-turn prompt.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import tiktoken
+
+from routoo._environment import scoped_environment
+from routoo.errors import ConfigError
 
 DEFAULT_ENCODING = "cl100k_base"
 
 
 @lru_cache(maxsize=4)
 def _encoding(name: str) -> tiktoken.Encoding:
-    from routoo._litellm import bundled_tokenizers, scoped_environment
-
     # tiktoken reads an encoding from TIKTOKEN_CACHE_DIR, or else downloads it.
     with scoped_environment(TIKTOKEN_CACHE_DIR=str(bundled_tokenizers())):
         return tiktoken.get_encoding(name)
+
+
+def bundled_tokenizers() -> Path:
+    """The tiktoken encodings litellm ships (cl100k_base and o200k_base among them), found
+    without importing litellm, which takes seconds."""
+    spec = importlib.util.find_spec("litellm")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError("litellm is not installed: Routoo counts tokens with the encodings it ships")
+    return Path(next(iter(spec.submodule_search_locations))) / "litellm_core_utils" / "tokenizers"
 
 
 def encoding_name(model: str | None = None) -> str:

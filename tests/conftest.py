@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import random
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -133,3 +134,94 @@ def saved_predictor(planted_dataset: Callable[..., object], tmp_path_factory: py
         predictor = KNNPredictor(k=5).fit(planted_dataset(n=60))
         _saved[session] = predictor.save(tmp_path_factory.mktemp("langchain-predictor"))
     return _saved[session]
+
+
+@pytest.fixture
+def scripted():
+    """routoo.testing's scripted litellm provider, registered afresh (its ``calls`` start empty)."""
+    from routoo.testing import register_scripted_provider
+
+    return register_scripted_provider()
+
+
+@pytest.fixture
+def recording_predictor(planted_dataset):
+    """A kNN predictor fitted on the planted data that keeps, in ``seen``, every text it was asked about."""
+    from routoo.predictors import KNNPredictor
+
+    class RecordingPredictor(KNNPredictor):
+        seen: list[str]
+
+        def _predict_texts(self, texts: list[str]):
+            self.seen.extend(texts)
+            return super()._predict_texts(texts)
+
+    predictor = RecordingPredictor().fit(planted_dataset())
+    predictor.seen = []
+    return predictor
+
+
+class RoutooChatStandardSetup:
+    """What LangChain's standard test suites (unit and integration) need to build RoutooChat offline:
+    the scripted pool and the planted predictor saved to disk, passed by path. Mix in before the suite."""
+
+    predictor_dir: Path
+
+    @staticmethod
+    def register_provider() -> object:
+        from routoo.testing import register_scripted_provider
+
+        return register_scripted_provider()
+
+    @pytest.fixture(autouse=True)
+    def _offline_pool(self, planted_dataset, tmp_path_factory: pytest.TempPathFactory) -> None:
+        self.register_provider()
+        self.predictor_dir = saved_predictor(planted_dataset, tmp_path_factory)
+
+    @property
+    def chat_model_class(self) -> type:
+        from langchain_routoo import RoutooChat
+
+        return RoutooChat
+
+    @property
+    def chat_model_params(self) -> dict[str, object]:
+        return {"models": POOL, "predictor": str(self.predictor_dir)}
+
+
+# Settings that build a router, which each adapter refuses beside a given router=.
+ROUTER_BUILDING_SETTINGS: list[dict[str, object]] = [
+    {"models": POOL},
+    {"predictor": "somewhere"},
+    {"tradeoff": 1.0},
+    {"policy": {"quality_floor": 0.5}},
+    {"max_fallbacks": 0},
+]
+
+
+def bad_budget_settings(prefix: str = "") -> list[tuple[dict[str, object], str]]:
+    """Budget settings each adapter refuses, with the setting the error must name; ``prefix`` is the
+    adapter's key prefix (``routoo_`` for LangChain's config keys)."""
+    from routoo.budget import Budget
+
+    budget, mode = f"{prefix}budget", f"{prefix}budget_mode"
+    return [
+        ({budget: "lots"}, budget),
+        ({budget: -1.0}, budget),
+        ({budget: True}, budget),
+        ({budget: 1.0, mode: "strict"}, mode),
+        ({budget: Budget(1.0), mode: "soft"}, mode),
+    ]
+
+
+@contextmanager
+def llamaindex_event_handler(handler) -> Iterator[None]:
+    """``handler`` hears LlamaIndex's instrumentation events for the block, and no longer after it."""
+    from llama_index.core.instrumentation import get_dispatcher
+
+    dispatcher = get_dispatcher()
+    dispatcher.add_event_handler(handler)
+    try:
+        yield
+    finally:
+        dispatcher.event_handlers.remove(handler)

@@ -19,8 +19,8 @@ import numpy as np
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
-from routoo.data.download import cache_root
 from routoo.data.files import logger
+from routoo.paths import cache_root
 
 ARRAYS_FILE = "arrays.safetensors"
 DOCUMENT_FILE = "document.json"

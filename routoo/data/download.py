@@ -1,21 +1,29 @@
-"""Where the named sets' original files live online, and fetching them into the cache."""
+"""Where the named sets' original files live online, and fetching them, verified, into the cache.
+
+Each file a loader reads has a known sha256 (``file_hashes.json`` beside this module, taken
+from the files the loaders were written against). A download is hashed as it is written and
+kept only if it matches, so a source that changed, a Git LFS pointer or a cut-off transfer
+never reaches a loader: it is an error naming the file. Files already under a data root are
+read as they are.
+"""
 
 from __future__ import annotations
 
-import os
-import shutil
+import hashlib
 import urllib.request
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
-from routoo.errors import DatasetNotFoundError
+from routoo.data.files import read_json
+from routoo.errors import ConfigError, DatasetNotFoundError
+from routoo.paths import cache_root
 
 DOWNLOAD_TIMEOUT_S = 60
-
-
-def cache_root() -> Path:
-    """Routoo's cache folder: ``$ROUTOO_CACHE_DIR``, else ``~/.cache/routoo``."""
-    return Path(os.environ.get("ROUTOO_CACHE_DIR") or Path.home() / ".cache" / "routoo").expanduser()
+FILE_HASHES = Path(__file__).with_name("file_hashes.json")
+RAW_GITHUB = "https://raw.githubusercontent.com"
+_CHUNK_BYTES = 1 << 20
 
 
 def download_root() -> Path:
@@ -23,18 +31,31 @@ def download_root() -> Path:
     return cache_root() / "data"
 
 
+@lru_cache(maxsize=1)
+def bundled_hashes() -> Mapping[str, str]:
+    """``file_hashes.json``: the sha256 (hex) of every file of the named sets, by path under the data root."""
+    return read_json(FILE_HASHES)["sha256"]
+
+
 @dataclass(frozen=True)
 class RemoteFiles:
     """A set's files in a GitHub repository at a fixed commit: ``(path in repo, path under the data root)``.
 
-    The commits are the short hashes the data's README records (the full ones could not be
-    looked up while this was written); GitHub resolves short hashes in URLs, which has not
-    been verified from this environment.
+    The commits are the short hashes the data's README records; ``sha256`` (by default the
+    bundled ``file_hashes.json``) pins each file's content whatever a commit resolves to.
+    ``base_url`` serves the raw files, ``<base_url>/<repo>/<commit>/<path>``: GitHub's, or a mirror.
     """
 
     repo: str
     commit: str
     files: tuple[tuple[str, str], ...]
+    base_url: str = RAW_GITHUB
+    sha256: Mapping[str, str] = field(default_factory=bundled_hashes, repr=False, hash=False)
+
+    def __post_init__(self) -> None:
+        unhashed = [local for _, local in self.files if local not in self.sha256]
+        if unhashed:
+            raise ConfigError(f"no sha256 is known for {unhashed} of {self.repo}; add them to {FILE_HASHES}")
 
     @property
     def homepage(self) -> str:
@@ -43,32 +64,49 @@ class RemoteFiles:
 
     def url(self, remote_path: str) -> str:
         """The raw download URL of one file of the repository at the commit."""
-        return f"https://raw.githubusercontent.com/{self.repo}/{self.commit}/{remote_path}"
+        return f"{self.base_url}/{self.repo}/{self.commit}/{remote_path}"
 
     def present_under(self, root: Path) -> bool:
         """Whether every file of the set is under ``root``."""
         return all((root / local).is_file() for _, local in self.files)
 
     def download(self, dataset: str, root: Path) -> None:
-        """Fetch the missing files into ``root``; offline, ``DatasetNotFoundError`` names the set and URL."""
+        """Fetch the missing files into ``root``, each checked against its sha256.
+
+        Offline, or when a download is not the expected file, ``DatasetNotFoundError`` names the
+        set, the file and its URL; no partial or unverified file is left behind.
+        """
         for remote_path, local in self.files:
             target = root / local
-            if target.is_file():
-                continue
-            url = self.url(remote_path)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            # Write beside the target and rename, so an interrupted download leaves no partial file.
-            partial = target.with_name(target.name + ".part")
-            try:
-                with (
-                    urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response,
-                    partial.open("wb") as out,
-                ):
-                    shutil.copyfileobj(response, out)
-                partial.replace(target)
-            except Exception as error:  # DNS, HTTP or a socket blocked by a sandbox: the set is unavailable
-                partial.unlink(missing_ok=True)
-                raise DatasetNotFoundError(
-                    f"dataset {dataset!r} is not on this machine and downloading {url} failed ({error}); "
-                    f"set ROUTOO_DATA_DIR (or pass data_dir) to a folder holding it"
-                ) from error
+            if not target.is_file():
+                _fetch(dataset, self.url(remote_path), target, local, self.sha256[local])
+
+
+def _fetch(dataset: str, url: str, target: Path, local: str, expected: str) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Written beside the target and renamed once verified, so a failure leaves no file in its place.
+    partial = target.with_name(target.name + ".part")
+    digest = hashlib.sha256()
+    try:
+        try:
+            with (
+                urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response,
+                partial.open("wb") as out,
+            ):
+                while chunk := response.read(_CHUNK_BYTES):
+                    digest.update(chunk)
+                    out.write(chunk)
+        except Exception as error:  # DNS, HTTP or a socket blocked by a sandbox: the set is unavailable
+            raise DatasetNotFoundError(
+                f"dataset {dataset!r} is not on this machine and downloading {url} failed ({error}); "
+                "set ROUTOO_DATA_DIR (or pass data_dir) to a folder holding it"
+            ) from error
+        if digest.hexdigest() != expected:
+            raise DatasetNotFoundError(
+                f"dataset {dataset!r}: {local} downloaded from {url} has sha256 {digest.hexdigest()}, "
+                f"not the expected {expected} (the source changed or the transfer was damaged), so it "
+                "was discarded; set ROUTOO_DATA_DIR (or pass data_dir) to a folder holding the set"
+            )
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)

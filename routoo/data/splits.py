@@ -2,14 +2,16 @@
 
 Each prompt is placed by a hash of its content and the seed, so a prompt that appears twice
 (or in two data sets) always lands in the same split, and adding rows never moves others.
-The sizes are therefore close to, not exactly, the requested fractions.
+The sizes are therefore close to, not exactly, the requested fractions. ``key_hashes`` is
+Routoo's one hash split: data-set splits here, and the predictors' validation and
+cross-validation folds (``hash_folds``) inside a training set.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -18,14 +20,27 @@ from routoo.errors import ConfigError, DataError
 from routoo.prompts import Prompt
 
 
+def key_hashes(keys: Iterable[str], salt: str = "") -> np.ndarray:
+    """A 64-bit number (uint64) per key, fixed by the key and ``salt`` alone: sha256 of ``salt\\0key``.
+
+    Distinct salts give independent assignments, so that a slice chosen inside a training
+    set is not emptied by a train/test split that hashed the same texts.
+    """
+    digests = (hashlib.sha256(f"{salt}\0{key}".encode()).digest() for key in keys)
+    return np.fromiter((int.from_bytes(digest[:8], "big") for digest in digests), dtype=np.uint64)
+
+
+def hash_folds(texts: Sequence[str], n_folds: int, salt: str = "") -> np.ndarray:
+    """A fold in ``range(n_folds)`` for each text, fixed by its hash (same text, same fold, anywhere)."""
+    if isinstance(n_folds, bool) or not isinstance(n_folds, int) or n_folds < 1:
+        raise ConfigError(f"n_folds must be a positive integer, got {n_folds!r}")
+    return (key_hashes(texts, salt) % np.uint64(n_folds)).astype(np.int64)
+
+
 def prompt_hashes(prompts: Sequence[Prompt], seed: int = 0) -> np.ndarray:
     """A number in [0, 1) per prompt, fixed by the prompt's content and ``seed``."""
-    values = np.empty(len(prompts), dtype=np.float64)
-    for index, prompt in enumerate(prompts):
-        content = json.dumps(prompt, sort_keys=True, ensure_ascii=False)
-        digest = hashlib.sha256(f"{seed}\0{content}".encode()).digest()
-        values[index] = int.from_bytes(digest[:8], "big") / 2.0**64
-    return values
+    contents = (json.dumps(prompt, sort_keys=True, ensure_ascii=False) for prompt in prompts)
+    return key_hashes(contents, str(seed)) / 2.0**64
 
 
 def train_test_split(

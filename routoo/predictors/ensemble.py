@@ -24,7 +24,7 @@ import numpy as np
 from routoo.data.dataset import RoutingDataset
 from routoo.errors import ConfigError, PredictorLoadError
 from routoo.predictors.base import Predictor
-from routoo.predictors.registry import PREDICTOR_KINDS, load_predictor, make_predictor
+from routoo.predictors.registry import load_predictor, make_predictor, predictor_class
 from routoo.prompts import Prompt, PromptView
 
 DEFAULT_MEMBERS: tuple[dict[str, Any], ...] = (
@@ -41,8 +41,9 @@ class EnsemblePredictor(Predictor):
 
     ``members``: a list of ``{"kind": KIND, "params": {...}}`` (None: tuned knn and mf).
     Every member reads the ensemble's ``prompt_view``. ``weights``: None (equal) or one
-    non-negative number per member. After ``fit``, ``members_`` holds the fitted members
-    and ``weights_`` their normalised weights.
+    non-negative number per member. ``fit`` checks both, and every member's settings,
+    before training any member. After ``fit``, ``members_`` holds the fitted members and
+    ``weights_`` their normalised weights.
     """
 
     kind = "ensemble"
@@ -58,17 +59,27 @@ class EnsemblePredictor(Predictor):
         self.weights = weights
 
     # --------------------------------------------------------------------------- fit
+    def _validate_params(self) -> None:
+        """The declared constraints, then the members (each with its own settings) and the weights."""
+        super()._validate_params()
+        self._normalised_weights(len(self._members()))
+
     def _fit(self, dataset: RoutingDataset) -> None:
-        specs = self._member_specs()
-        self.weights_ = self._normalised_weights(len(specs))
-        members = [self._make_member(index, kind, params) for index, (kind, params) in enumerate(specs)]
+        members = self._members()
+        self.weights_ = self._normalised_weights(len(members))
         self.members_ = [member.fit(dataset) for member in members]
 
-    def _make_member(self, index: int, kind: str, params: dict[str, Any]) -> Predictor:
-        try:
-            return make_predictor(kind, **{**params, "prompt_view": self.prompt_view})
-        except ConfigError as error:
-            raise ConfigError(f"ensemble member {index}: {error}") from error
+    def _members(self) -> list[Predictor]:
+        """Unfitted members with valid settings; ``ConfigError`` naming the first bad one."""
+        members = []
+        for index, (kind, params) in enumerate(self._member_specs()):
+            try:
+                member = make_predictor(kind, **{**params, "prompt_view": self.prompt_view})
+                member._validate_params()
+            except ConfigError as error:
+                raise ConfigError(f"ensemble member {index}: {error}") from error
+            members.append(member)
+        return members
 
     def _member_specs(self) -> list[MemberSpec]:
         """``(kind, params)`` of every member; ``ConfigError`` naming the first bad spec."""
@@ -85,10 +96,10 @@ class EnsemblePredictor(Predictor):
             kind, params = member["kind"], member.get("params") or {}
             if kind == self.kind:
                 raise ConfigError(f"{where}: ensembles cannot be nested; list the inner members instead")
-            if kind not in PREDICTOR_KINDS:
-                raise ConfigError(
-                    f"{where}: unknown predictor kind {kind!r}; the kinds are {PREDICTOR_KINDS}"
-                )
+            try:
+                predictor_class(kind)
+            except ConfigError as error:
+                raise ConfigError(f"{where}: {error}") from error
             if not isinstance(params, dict):
                 raise ConfigError(f"{where}: params must be a dict of settings, not {params!r}")
             if params.get("prompt_view", self.prompt_view) != self.prompt_view:

@@ -14,17 +14,23 @@ model's quality is its win probability against the average other model.
 
 from __future__ import annotations
 
-import warnings
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from scipy import sparse
 from scipy.special import expit, softmax
 
 from routoo.data.dataset import RoutingDataset
-from routoo.embeddings import Encoder, get_encoder, hash_folds
-from routoo.errors import ConfigError, DataError, PredictorLoadError
+from routoo.data.splits import hash_folds
+from routoo.embeddings import get_encoder
+from routoo.predictors._training_data import (
+    average_win_probability,
+    battle_array,
+    check_encoder,
+    training_mode,
+)
 from routoo.predictors.base import Predictor
+from routoo.predictors.constraints import Constraint, integer, number, one_of
 from routoo.prompts import PromptView, prompt_texts
 
 Weighting = Literal["softmax", "uniform"]
@@ -52,6 +58,12 @@ class KNNPredictor(Predictor):
     """
 
     kind = "knn"
+    _parameter_constraints: ClassVar[dict[str, Constraint]] = {
+        **Predictor._parameter_constraints,
+        "k": integer(minimum=1) | one_of("auto"),
+        "weighting": one_of(*WEIGHTINGS),
+        "temperature": number(above=0),
+    }
 
     def __init__(
         self,
@@ -69,7 +81,6 @@ class KNNPredictor(Predictor):
 
     # --------------------------------------------------------------------------- fit
     def _fit(self, dataset: RoutingDataset) -> None:
-        self._check_params()
         encoder = get_encoder(self.encoder)
         self.encoder_id_ = encoder.encoder_id
         texts = prompt_texts(dataset.prompts, self.prompt_view)
@@ -94,14 +105,6 @@ class KNNPredictor(Predictor):
         # Saved as float16 (half the file); computed on in float32, the same before and after a save.
         self.embeddings_ = embeddings
         self._keys = embeddings.astype(np.float32)
-
-    def _check_params(self) -> None:
-        if self.k != "auto" and (isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1):
-            raise ConfigError(f"k must be a positive integer or 'auto', not {self.k!r}")
-        if self.weighting not in WEIGHTINGS:
-            raise ConfigError(f"unknown weighting {self.weighting!r}; use one of {WEIGHTINGS}")
-        if not self.temperature > 0:
-            raise ConfigError(f"temperature must be positive, not {self.temperature!r}")
 
     def _tune(self, texts: list[str]) -> tuple[int, float]:
         """The (k, temperature) with the lowest cross-validated squared error on the records."""
@@ -227,63 +230,3 @@ def _top_neighbours(queries: np.ndarray, keys: np.ndarray, k: int) -> tuple[np.n
     top = np.take_along_axis(similarity, index, axis=1)
     order = np.argsort(-top, axis=1, kind="stable")
     return np.take_along_axis(top, order, axis=1), np.take_along_axis(index, order, axis=1)
-
-
-def battle_array(dataset: RoutingDataset, position: dict[int, int]) -> np.ndarray:
-    """Battles as float32 rows (prompt row, model_a, model_b, outcome for model_a: 1, 0.5 or 0)."""
-    outcome = {"model_a": 1.0, "tie": 0.5, "model_b": 0.0}
-    return np.array(
-        [
-            (
-                position[battle.prompt_index],
-                dataset.model_index(battle.model_a),
-                dataset.model_index(battle.model_b),
-                outcome[battle.winner],
-            )
-            for battle in dataset.battles
-        ],
-        dtype=np.float32,
-    )
-
-
-def average_win_probability(scores: np.ndarray) -> np.ndarray:
-    """Bradley-Terry win probability of each model against the average other model, (n, models)."""
-    n_models = scores.shape[1]
-    if n_models == 1:
-        return np.full(scores.shape, 0.5)
-    wins = expit(scores[:, :, None] - scores[:, None, :])
-    return (wins.sum(axis=2) - 0.5) / (n_models - 1)  # minus the model against itself
-
-
-def training_mode(dataset: RoutingDataset, kind: str) -> Literal["quality", "battles"]:
-    """Learn from quality records where there are any, else from battles; name what is unusable."""
-    mask = dataset.mask
-    if mask.any():
-        empty = [model for model, has in zip(dataset.models, mask.any(axis=0), strict=True) if not has]
-        if empty:
-            raise DataError(
-                f"dataset {dataset.name!r} has no quality records for {empty}; drop them with select_models"
-            )
-        if dataset.battles:
-            warnings.warn(
-                f"dataset {dataset.name!r} has quality records and {len(dataset.battles)} battles; "
-                f"the {kind} predictor learns from the quality records and ignores the battles",
-                stacklevel=4,
-            )
-        return "quality"
-    if dataset.battles:
-        if len({battle.model_a for battle in dataset.battles} | {b.model_b for b in dataset.battles}) < 2:
-            raise DataError(f"dataset {dataset.name!r}: battles need at least two distinct models")
-        return "battles"
-    raise DataError(f"dataset {dataset.name!r} has neither quality records nor battles to learn from")
-
-
-def check_encoder(spec: str | None, trained_id: str) -> Encoder:
-    """The encoder ``spec`` names, if it is the one a saved predictor was trained with."""
-    encoder = get_encoder(spec)
-    if encoder.encoder_id != trained_id:
-        raise PredictorLoadError(
-            f"the predictor was trained on embeddings of encoder {trained_id!r}, "
-            f"but {encoder.model_path} is {encoder.encoder_id!r}"
-        )
-    return encoder

@@ -1,7 +1,9 @@
-"""Predictor kinds by name: make one, load any saved one, load the shipped default.
+"""Predictor kinds by name: the one list of kinds, and making, loading and the shipped default.
 
-Classes are imported only when their kind is asked for, so importing ``routoo.predictors``
-never loads the transformer-backed kinds' heavy dependencies.
+``PREDICTOR_CLASSES`` is the only place a kind is named: ``PREDICTOR_KINDS``, the lazy
+exports of ``routoo.predictors`` and every check of a kind name derive from it. Classes
+are imported only when their kind is asked for, so importing ``routoo.predictors`` never
+loads the transformer-backed kinds' heavy dependencies.
 """
 
 from __future__ import annotations
@@ -13,22 +15,23 @@ from typing import Any
 from routoo.errors import ConfigError, PredictorLoadError
 from routoo.predictors.base import CONFIG_FILE, Predictor, read_config
 
-PREDICTOR_KINDS: tuple[str, ...] = ("knn", "mf", "encoder", "causal-lm", "ensemble")
-_CLASSES: dict[str, str] = {
+# kind -> "module:class", imported on first use.
+PREDICTOR_CLASSES: dict[str, str] = {
     "knn": "routoo.predictors.knn:KNNPredictor",
     "mf": "routoo.predictors.mf:MFPredictor",
     "encoder": "routoo.predictors.encoder:EncoderPredictor",
     "causal-lm": "routoo.predictors.causal_lm:CausalLMPredictor",
     "ensemble": "routoo.predictors.ensemble:EnsemblePredictor",
 }
+PREDICTOR_KINDS: tuple[str, ...] = tuple(PREDICTOR_CLASSES)
 DEFAULT_PREDICTOR_DIR = Path(__file__).resolve().parent.parent / "default_predictor"
 
 
 def predictor_class(kind: str) -> type[Predictor]:
     """The class of a predictor kind; ``ConfigError`` listing the kinds for an unknown one."""
-    if kind not in _CLASSES:
+    if kind not in PREDICTOR_CLASSES:
         raise ConfigError(f"unknown predictor kind {kind!r}; the kinds are {PREDICTOR_KINDS}")
-    module, name = _CLASSES[kind].split(":")
+    module, name = PREDICTOR_CLASSES[kind].split(":")
     return getattr(importlib.import_module(module), name)
 
 
@@ -44,7 +47,7 @@ def load_predictor(path: str | Path) -> Predictor:
     """A saved predictor of any kind, from the directory ``Predictor.save`` wrote."""
     path = Path(path)
     kind = read_config(path)["routoo_predictor"]
-    if kind not in _CLASSES:
+    if kind not in PREDICTOR_CLASSES:
         raise PredictorLoadError(f"{path} holds an unknown predictor kind {kind!r}; known: {PREDICTOR_KINDS}")
     return predictor_class(kind).load(path)
 
