@@ -310,13 +310,9 @@ class Router:
                 raise ConfigError(f"the router chooses {reserved!r} itself: do not pass {reserved}=")
         if "stream" in kwargs:
             raise ConfigError("do not pass stream=: use Router.stream/astream to stream")
-        litellm_kwargs = dict(kwargs)
         if stream:
-            litellm_kwargs["stream"] = True
-            litellm_kwargs["stream_options"] = {
-                **(litellm_kwargs.get("stream_options") or {}),
-                "include_usage": True,
-            }
+            kwargs["stream"] = True
+            kwargs["stream_options"] = {**(kwargs.get("stream_options") or {}), "include_usage": True}
         turns = _checked_messages(messages)
         budgets = open_budgets()
         decision = self._decide(
@@ -328,7 +324,7 @@ class Router:
             max_tokens=kwargs.get("max_tokens") or kwargs.get("max_completion_tokens"),
             budgets=budgets,
         )
-        return CallPlan(decision, turns, litellm_kwargs, budgets)
+        return CallPlan(decision, turns, kwargs, budgets)
 
     def _litellm_kwargs(self, plan: CallPlan, attempt: Attempt) -> dict[str, Any]:
         spec = self.pool.specs[self.pool.index(attempt.model)]

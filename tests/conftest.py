@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from routoo.paths import cache_root
+
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the Makefile and benchmarks set it
 
@@ -59,8 +61,9 @@ def planted_prompts(n: int, seed: int = 0) -> tuple[list[str], np.ndarray]:
     return prompts, np.array(is_math)
 
 
-# The cache routoo uses outside the tests: ``$ROUTOO_CACHE_DIR`` as the run began, or the default.
-USER_CACHE = Path(os.environ.get("ROUTOO_CACHE_DIR") or Path.home() / ".cache" / "routoo").expanduser()
+# The cache routoo uses outside the tests, read before isolated_cache points it elsewhere.
+USER_CACHE = cache_root()
+
 
 @pytest.fixture(scope="session", autouse=True)
 def isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
