@@ -50,7 +50,8 @@ def main(models: list[Any] | None = None, predictor: str | Path | None = None) -
     """Run a two-call chain under each kind of budget; returns what each spent."""
     if models is None:
         models = ONLINE_MODELS if os.environ.get("ROUTOO_EXAMPLE_ONLINE") == "1" else offline_models()
-    llm = RoutooChat(models=models, predictor=predictor or os.environ.get("ROUTOO_PREDICTOR"))
+    # max_tokens bounds what each call can cost, which is what a hard budget reserves.
+    llm = RoutooChat(models=models, predictor=predictor or os.environ.get("ROUTOO_PREDICTOR"), max_tokens=100)
     draft = ChatPromptTemplate.from_messages([("human", "Explain {topic} in three sentences.")])
     polish = ChatPromptTemplate.from_messages([("human", "Make this clearer for a child:\n\n{draft}")])
     chain = (

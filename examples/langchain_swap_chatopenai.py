@@ -5,10 +5,13 @@ question goes to the model Routoo predicts answers it best for its cost, and eve
 says which model that was, what it cost and why.
 
 Runs offline by default: the models are routoo.testing's scripted litellm models, scored
-by the default predictor as the RouterBench models they stand in for (``like=``). To call
-real providers, set ``ROUTOO_EXAMPLE_ONLINE=1`` and ``OPENAI_API_KEY`` (the pool is then
-gpt-4o and gpt-4o-mini; any litellm model string works, with ``like=`` naming a model the
-predictor knows). ``ROUTOO_PREDICTOR=<dir>`` uses a predictor you trained and saved.
+by the default predictor as gpt-4o and gpt-4o-mini, the models they stand in for
+(``like=``). To call real providers, set ``ROUTOO_EXAMPLE_ONLINE=1`` and ``OPENAI_API_KEY``
+(the pool is then gpt-4o and gpt-4o-mini by name; any model the catalog knows works, see
+``routoo models``). The default predictor learned gpt-4o from its MMLU-Pro run and knows
+gpt-4o-mini from a prior only (gpt-4o moved to gpt-4o-mini's published scores): the router
+warns about it, and docs/onboarding.md says how to teach it from a few labelled prompts.
+``ROUTOO_PREDICTOR=<dir>`` uses a predictor you trained and saved.
 
     python examples/langchain_swap_chatopenai.py
 """
@@ -24,10 +27,7 @@ from langchain_core.prompts import ChatPromptTemplate
 
 from langchain_routoo import RoutooChat
 
-ONLINE_MODELS = [
-    {"name": "gpt-4o", "like": "gpt-4-1106-preview"},
-    {"name": "gpt-4o-mini", "like": "gpt-3.5-turbo-1106"},
-]
+ONLINE_MODELS = ["gpt-4o", "gpt-4o-mini"]
 QUESTIONS = [
     "What is the capital of France?",
     "Prove that the square root of 2 is irrational.",
@@ -40,8 +40,8 @@ def offline_models() -> list[dict[str, str]]:
 
     register_scripted_provider()
     return [
-        {"name": "scripted/large", "like": "gpt-4-1106-preview"},
-        {"name": "scripted/small", "like": "gpt-3.5-turbo-1106"},
+        {"name": "scripted/large", "like": "gpt-4o"},
+        {"name": "scripted/small", "like": "gpt-4o-mini"},
     ]
 
 

@@ -112,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> list[Answer]:
         register_scripted_provider()
         models, predictor = OFFLINE_MODELS, demo_predictor()
 
-    Settings.llm = RoutooLLM(models=models, predictor=predictor)
+    Settings.llm = RoutooLLM(models=models, predictor=predictor, max_tokens=256)
     Settings.embed_model = RoutooLocalEmbedding()
     index = VectorStoreIndex.from_documents([Document(text=text) for text in POLICY])
     engine = index.as_query_engine(similarity_top_k=2)

@@ -22,7 +22,7 @@ from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.runnables.config import ensure_config
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
-from pydantic import ConfigDict, Field, PrivateAttr, SecretStr
+from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, field_validator
 
 from langchain_routoo.budgets import RUN_TREE
 from langchain_routoo.config import RoutingOverrides, routing_overrides
@@ -35,6 +35,7 @@ from routoo.pool import ModelSpec
 from routoo.predictors.base import Predictor
 from routoo.prompts import PromptView
 from routoo.router import Router, router_or_build
+from routoo.secrets import hide_secrets
 
 # The routing settings of a call travel from the public entry points (which see the call's
 # config) to ``_generate`` / ``_stream`` (which do not) as this keyword argument.
@@ -95,13 +96,25 @@ class RoutooChat(BaseChatModel):
     """One key for every pool model (a single-provider pool); per-model keys go in
     ``ModelSpec.litellm_params``."""
     model_kwargs: dict[str, Any] = Field(default_factory=dict)
-    """Other litellm ``completion`` parameters sent with every call."""
+    """Other litellm ``completion`` parameters sent with every call; the secrets among them
+    (``routoo.secrets``: ``api_key``, ``aws_secret_access_key``, ...) are kept as ``SecretStr``."""
     streaming: bool = False
     """Whether ``invoke`` streams from the provider internally (callbacks then get tokens)."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     _router: Router = PrivateAttr()
+
+    @field_validator("model_kwargs")
+    @classmethod
+    def _hide_secrets(cls, model_kwargs: dict[str, Any]) -> dict[str, Any]:
+        return hide_secrets(model_kwargs)
+
+    @field_validator("models")
+    @classmethod
+    def _hide_model_secrets(cls, models: list[Any] | None) -> list[Any] | None:
+        # A pool model given as a dict is kept as given (the Router checks it): hide its keys here.
+        return None if models is None else [_with_hidden_secrets(model) for model in models]
 
     def __init__(
         self,
@@ -159,7 +172,7 @@ class RoutooChat(BaseChatModel):
             "max_tokens": self.max_tokens,
             "timeout": self.timeout,
             "max_retries": self.max_retries,
-            "api_key": self.api_key.get_secret_value() if self.api_key else None,
+            "api_key": self.api_key,  # the Router keeps it hidden until the call is sent
         }
         return {**{key: value for key, value in params.items() if value is not None}, **self.model_kwargs}
 
@@ -264,7 +277,8 @@ class RoutooChat(BaseChatModel):
     def _get_invocation_params(self, stop: list[str] | None = None, **kwargs: Any) -> dict[str, Any]:
         # The routing settings are not provider parameters: keep them out of traces and options.
         kwargs.pop(_OVERRIDES_KWARG, None)
-        return super()._get_invocation_params(stop=stop, **kwargs)
+        # Tracers store these parameters: a key passed with the call is shown as '**********'.
+        return super()._get_invocation_params(stop=stop, **hide_secrets(kwargs))
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
         """Tracing parameters. The model is only known after routing, so ``ls_model_name`` names
@@ -329,6 +343,11 @@ class RoutooChat(BaseChatModel):
         return super().astream_events(input, config, **kwargs)
 
     # ------------------------------------------------------ tools and structured output
+    def bind(self, **kwargs: Any) -> Any:
+        """``BaseChatModel.bind``; a secret keyword (``api_key=``...) is kept as ``SecretStr`` in
+        the binding, whose repr and serialisation tracers store."""
+        return super().bind(**hide_secrets(kwargs))
+
     def bind_tools(
         self,
         tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
@@ -345,7 +364,7 @@ class RoutooChat(BaseChatModel):
         formatted = [convert_to_openai_tool(tool, strict=strict) for tool in tools]
         if tool_choice is not None and tool_choice is not False:
             kwargs["tool_choice"] = openai_tool_choice(tool_choice, formatted)
-        return super().bind(tools=formatted, **kwargs)
+        return self.bind(tools=formatted, **kwargs)
 
     def with_structured_output(
         self,
@@ -375,6 +394,11 @@ class _RoutedCall:
     messages: list[dict[str, Any]]
     options: dict[str, Any]
     budget: Budget | None
+
+
+def _with_hidden_secrets(model: Any) -> Any:
+    params = model.get("litellm_params") if isinstance(model, Mapping) else None
+    return {**model, "litellm_params": hide_secrets(params)} if isinstance(params, Mapping) else model
 
 
 def _with_overrides(config: RunnableConfig | None, kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from llama_index.core.base.llms.types import (
     LLMMetadata,
     MessageRole,
 )
-from llama_index.core.bridge.pydantic import Field, PrivateAttr
+from llama_index.core.bridge.pydantic import Field, PrivateAttr, field_serializer, field_validator
 from llama_index.core.constants import DEFAULT_CONTEXT_WINDOW, DEFAULT_NUM_OUTPUTS
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from llama_index.core.llms.function_calling import FunctionCallingLLM
@@ -48,6 +48,7 @@ from routoo.pool import ModelSpec
 from routoo.predictors.base import Predictor
 from routoo.prompts import PromptView
 from routoo.router import SHORTHAND_FIELDS, Router, router_or_build
+from routoo.secrets import hide_secrets, without_secrets
 
 if TYPE_CHECKING:
     from llama_index.core.prompts import BasePromptTemplate, PromptTemplate
@@ -88,6 +89,16 @@ class RoutooLLM(FunctionCallingLLM):
     _router: Router = PrivateAttr()
     _metadata: LLMMetadata = PrivateAttr()
     _run_budget: RunBudget | None = PrivateAttr(default=None)
+
+    @field_validator("additional_kwargs")
+    @classmethod
+    def _hide_secrets(cls, additional_kwargs: dict[str, Any]) -> dict[str, Any]:
+        return hide_secrets(additional_kwargs)
+
+    @field_serializer("additional_kwargs")
+    def _serialize_without_secrets(self, additional_kwargs: dict[str, Any]) -> dict[str, Any]:
+        # As LlamaIndex's own LLMs exclude their api_key: to_dict and to_json leave secrets out.
+        return without_secrets(additional_kwargs)
 
     def __init__(
         self,

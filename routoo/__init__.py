@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from routoo.budget import Budget, budget_scope, open_budgets
+    from routoo.budget import Budget, budget_scope, carry_budgets, open_budgets
+    from routoo.catalog import CatalogEntry, ModelCatalog, default_catalog
     from routoo.data import RoutingDataset, concat_datasets, list_datasets, load_dataset, train_test_split
     from routoo.errors import (
         AllModelsFailedError,
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
         ConfigError,
         DataError,
         DatasetNotFoundError,
+        DeadlineExceededError,
         NoAdmissibleModelError,
         PredictorError,
         PredictorLoadError,
@@ -30,9 +32,11 @@ if TYPE_CHECKING:
         UnknownModelError,
     )
     from routoo.evaluate import EvaluationReport, evaluate
+    from routoo.faults import FaultPolicy
     from routoo.policy import RoutingPolicy
     from routoo.pool import ModelSpec
     from routoo.predictors import Predictor, load_default, load_predictor, make_predictor
+    from routoo.predictors.onboarded import OnboardedPredictor, probe
     from routoo.router import RoutedResponse, Router, RoutingDecision
     from routoo.selector import Selector, allocate_batch, calibrate
 
@@ -40,12 +44,17 @@ __all__ = [
     "AllModelsFailedError",
     "Budget",
     "BudgetExceededError",
+    "CatalogEntry",
     "ConfigError",
     "DataError",
     "DatasetNotFoundError",
+    "DeadlineExceededError",
     "EvaluationReport",
+    "FaultPolicy",
+    "ModelCatalog",
     "ModelSpec",
     "NoAdmissibleModelError",
+    "OnboardedPredictor",
     "Predictor",
     "PredictorError",
     "PredictorLoadError",
@@ -61,7 +70,9 @@ __all__ = [
     "allocate_batch",
     "budget_scope",
     "calibrate",
+    "carry_budgets",
     "concat_datasets",
+    "default_catalog",
     "evaluate",
     "list_datasets",
     "load_dataset",
@@ -69,6 +80,7 @@ __all__ = [
     "load_predictor",
     "make_predictor",
     "open_budgets",
+    "probe",
     "train_test_split",
 ]
 
@@ -80,6 +92,7 @@ _EXPORTS = {
         "ConfigError",
         "DataError",
         "DatasetNotFoundError",
+        "DeadlineExceededError",
         "NoAdmissibleModelError",
         "PredictorError",
         "PredictorLoadError",
@@ -93,7 +106,10 @@ _EXPORTS = {
     "routoo.pool": ["ModelSpec"],
     "routoo.policy": ["RoutingPolicy"],
     "routoo.selector": ["Selector", "allocate_batch", "calibrate"],
-    "routoo.budget": ["Budget", "budget_scope", "open_budgets"],
+    "routoo.budget": ["Budget", "budget_scope", "carry_budgets", "open_budgets"],
+    "routoo.catalog": ["CatalogEntry", "ModelCatalog", "default_catalog"],
+    "routoo.faults": ["FaultPolicy"],
+    "routoo.predictors.onboarded": ["OnboardedPredictor", "probe"],
     "routoo.router": ["RoutedResponse", "Router", "RoutingDecision"],
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}

@@ -1,4 +1,5 @@
-"""What ``routoo.testing``'s scripted provider answers: text, tool calls and JSON, deterministically."""
+"""What ``routoo.testing``'s scripted provider answers, deterministically: text, tool calls, JSON,
+stream chunks, and the litellm errors it raises when told to fail."""
 
 from __future__ import annotations
 
@@ -6,10 +7,29 @@ import json
 import re
 import zlib
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
-from routoo._litellm import litellm
+import httpx
+
+from routoo._litellm import GenericStreamingChunk, litellm
 from routoo.prompts import content_text
+
+FailureKind = Literal[
+    "rate_limit",
+    "timeout",
+    "server_error",
+    "unavailable",
+    "connection",
+    "context_window",
+    "auth",
+    "bad_request",
+    "not_found",
+    "payment_required",
+    "permission_denied",
+    "unsupported_params",
+    "content_policy",
+]
+FAILURE_KINDS: tuple[str, ...] = FailureKind.__args__
 
 
 def answer_text(model: str, messages: Sequence[Mapping[str, Any]], params: Mapping[str, Any]) -> str:
@@ -29,6 +49,28 @@ def answer_text(model: str, messages: Sequence[Mapping[str, Any]], params: Mappi
     if max_tokens:
         text = " ".join(text.split()[: int(max_tokens)])
     return text
+
+
+def at_length(text: str, words: int | None, token_limits: Sequence[int]) -> str:
+    """``text`` padded to ``words`` words (None: as it is), then cut to the smallest of
+    ``token_limits`` in tokens, as a model stops at its ``max_tokens``."""
+    if words is not None and len(text.split()) < words:
+        text = " ".join([text, *(_FILLER[i % len(_FILLER)] for i in range(words - len(text.split())))])
+    if not token_limits or _tokens(text) <= min(token_limits):
+        return text
+    cap, pieces = min(token_limits), text.split(" ")
+    low, high = 0, len(pieces)  # the most words whose text fits: pieces[:low] fits, pieces[:high] does not
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if _tokens(" ".join(pieces[:middle])) <= cap else (low, middle)
+    return " ".join(pieces[:low])
+
+
+_FILLER = ("and", "more", "words", "follow", "here")
+
+
+def _tokens(text: str) -> int:
+    return litellm.token_counter(text=text, count_response_tokens=True)
 
 
 def _snippet(text: str, length: int = 60) -> str:
@@ -164,3 +206,67 @@ def _resolve_ref(ref: str, root: Mapping[str, Any]) -> Mapping[str, Any]:
     for part in ref.removeprefix("#/").split("/"):
         node = node[part]
     return node
+
+
+# -------------------------------------------------------------------- streaming
+def split_words(text: str) -> list[str]:
+    """Text in chunks of one word each, spaces kept, so the chunks join back to the text."""
+    words = text.split(" ")
+    return [word + " " for word in words[:-1]] + [words[-1]] if text else []
+
+
+def scripted_chunk(
+    text: str = "",
+    *,
+    tool_use: dict[str, Any] | None = None,
+    is_finished: bool = False,
+    finish_reason: str = "",
+    usage: dict[str, int] | None = None,
+) -> GenericStreamingChunk:
+    return {
+        "text": text,
+        "tool_use": tool_use,
+        "is_finished": is_finished,
+        "finish_reason": finish_reason,
+        "usage": usage,
+        "index": 0,
+    }
+
+
+# ----------------------------------------------------------------------- errors
+def provider_error(
+    kind: FailureKind, model: str, provider: str, retry_after: float | None = None
+) -> Exception:
+    """The litellm exception a real provider's failure of this kind is mapped to."""
+    message = f"scripted {kind} failure of {provider}/{model}"
+    headers = {} if retry_after is None else {"retry-after": f"{retry_after:g}"}
+    status = {"rate_limit": 429, "permission_denied": 403}.get(kind, 400)
+    response = httpx.Response(
+        status, headers=headers, request=httpx.Request("POST", f"http://{provider}.invalid")
+    )
+    errors: dict[str, Any] = {
+        "rate_limit": lambda: litellm.RateLimitError(
+            message, llm_provider=provider, model=model, response=response
+        ),
+        "timeout": lambda: litellm.Timeout(message, model=model, llm_provider=provider),
+        "server_error": lambda: litellm.InternalServerError(message, llm_provider=provider, model=model),
+        "unavailable": lambda: litellm.ServiceUnavailableError(message, llm_provider=provider, model=model),
+        "connection": lambda: litellm.APIConnectionError(message, llm_provider=provider, model=model),
+        "context_window": lambda: litellm.ContextWindowExceededError(
+            message, model=model, llm_provider=provider
+        ),
+        "auth": lambda: litellm.AuthenticationError(message, llm_provider=provider, model=model),
+        "bad_request": lambda: litellm.BadRequestError(message, model=model, llm_provider=provider),
+        "not_found": lambda: litellm.NotFoundError(message, model=model, llm_provider=provider),
+        "payment_required": lambda: litellm.PaymentRequiredError(message, model=model, llm_provider=provider),
+        "permission_denied": lambda: litellm.PermissionDeniedError(
+            message, llm_provider=provider, model=model, response=response
+        ),
+        "unsupported_params": lambda: litellm.UnsupportedParamsError(
+            message, llm_provider=provider, model=model
+        ),
+        "content_policy": lambda: litellm.ContentPolicyViolationError(
+            message, model=model, llm_provider=provider
+        ),
+    }
+    return errors[kind]()

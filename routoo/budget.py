@@ -1,34 +1,44 @@
 """Spend ledgers that cap or steer what routed calls cost, and the scopes that open them.
 
-A ``Budget`` in ``"hard"`` mode never lets reserved plus spent money pass its limit:
-the router reserves each call's estimate before calling and settles the real cost
-after, so concurrent calls cannot overspend by more than one call's misestimate. In
-``"soft"`` mode nothing is refused; instead ``tradeoff_pressure()`` raises the
-router's quality-per-USD lambda as money runs out faster than calls do.
+A ``Budget`` in ``"hard"`` mode never lets reserved plus spent money pass its limit: the
+router reserves each call's worst-case cost (its prompt plus ``max_tokens``, or the
+model's maximum output, at the model's prices) before calling, and settles the real cost
+after, so concurrent calls cannot overspend it. The one exception: an answer billed
+above its bound (see docs/router.md, *Budgets*). In ``"soft"`` mode nothing is refused;
+instead ``tradeoff_pressure()`` steers the router toward cheaper models as money runs out
+faster than calls do.
 
 Budgets apply to the calls made inside ``with budget_scope(...)``; scopes nest, and
-contextvars carry them into threads started with ``contextvars.copy_context`` and into
-asyncio tasks created inside the scope. Per-run budgets (``RunBudget``, ``RunBudgets``)
-give every run of a framework (a LangChain chain or agent run, a LlamaIndex query) its own
-budget; the adapters track when runs start and end.
+contextvars carry them into asyncio tasks and ``asyncio.to_thread`` calls started inside
+the scope. A plain thread pool does not copy the context: ``carry_budgets(function)``
+binds a function to the budgets open where it is wrapped, for ``pool.map`` or
+``pool.submit``. Per-run budgets (``RunBudget``, ``RunBudgets``) give every run of a
+framework (a LangChain chain or agent run, a LlamaIndex query) its own budget; the
+adapters track when runs start and end.
 """
 
 from __future__ import annotations
 
 import contextvars
+import functools
 import itertools
 import math
 import threading
 import time
-from collections.abc import Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Literal, get_args
+from typing import Literal, ParamSpec, TypeVar, get_args
 
 from routoo.errors import BudgetExceededError, ConfigError, RoutooError
 from routoo.policy import check_non_negative
 
 BudgetMode = Literal["hard", "soft"]
+# How a call's cost was known: the provider's usage, tokens counted here (the response had
+# no usage), or the reservation itself (the call was cancelled or cut short after sending).
+CostBasis = Literal["usage", "counted", "reserved"]
+P = ParamSpec("P")
+R = TypeVar("R")
 # Pressure once a soft budget is used up: large enough to make any model's cost dominate.
 MAX_TRADEOFF_PRESSURE = 1e6
 
@@ -42,15 +52,17 @@ class SpendRecord:
     prompt_tokens: int
     completion_tokens: int
     time: float = field(default_factory=time.time)
+    basis: CostBasis = "usage"
 
 
 @dataclass(frozen=True)
 class Reservation:
-    """Money set aside in one budget for one call in flight."""
+    """Money set aside in one budget for one call in flight, and why that much."""
 
     budget_name: str
     estimate_usd: float
     id: int
+    why: str = ""
 
 
 _reservation_ids = itertools.count()
@@ -115,22 +127,31 @@ class Budget:
         with self._lock:
             return list(self._records)
 
-    def reserve(self, estimate_usd: float) -> Reservation:
-        """Set ``estimate_usd`` aside; in hard mode ``BudgetExceededError`` if it does not fit."""
+    def reserve(self, estimate_usd: float, why: str = "") -> Reservation:
+        """Set ``estimate_usd`` aside; in hard mode ``BudgetExceededError`` if it does not fit.
+
+        ``why`` says how the amount was worked out, for the error and the reservation.
+        """
         estimate = check_non_negative(estimate_usd, "estimate_usd", optional=False)
         with self._lock:
             reserved = sum(self._open.values())
             if self.mode == "hard" and self._spent + reserved + estimate > self.limit_usd:
                 raise BudgetExceededError(
                     f"budget {self.name!r}: ${self._spent:.6g} spent and ${reserved:.6g} reserved of "
-                    f"${self.limit_usd:.6g}; a call estimated at ${estimate:.6g} does not fit"
+                    f"${self.limit_usd:.6g}; a call reserving ${estimate:.6g}"
+                    + (f" ({why})" if why else "")
+                    + " does not fit"
                 )
-            reservation = Reservation(self.name, estimate, next(_reservation_ids))
+            reservation = Reservation(self.name, estimate, next(_reservation_ids), why)
             self._open[reservation.id] = estimate
             return reservation
 
     def settle(self, reservation: Reservation, actual_usd: float, record: SpendRecord) -> None:
-        """Replace ``reservation`` by the call's real cost and keep its record."""
+        """Replace ``reservation`` by the call's real cost and keep its record.
+
+        The real cost is charged in full even above the reservation (an answer billed above
+        its bound); a hard budget then refuses every call until money is left again.
+        """
         actual = check_non_negative(actual_usd, "actual_usd", optional=False)
         with self._lock:
             if self._open.pop(reservation.id, None) is None:
@@ -205,6 +226,29 @@ def budget_scope(
 def open_budgets() -> tuple[Budget, ...]:
     """The budgets open in this context, outermost first."""
     return _open_budgets.get()
+
+
+def carry_budgets(function: Callable[P, R]) -> Callable[P, R]:
+    """``function``, bound to the budgets open here, for threads that do not copy this context.
+
+    A ``ThreadPoolExecutor`` runs its tasks in the context of its worker threads, where no
+    scope is open: ``pool.map(carry_budgets(router.completion), prompts)`` charges those
+    calls to the budgets open where ``carry_budgets`` was called (scopes the task opens
+    itself nest inside them). Each call sets only its own thread's context, so one wrapped
+    function may run in many threads at once.
+    """
+    carried = open_budgets()
+
+    @functools.wraps(function)
+    def with_budgets(*args: P.args, **kwargs: P.kwargs) -> R:
+        here = _open_budgets.get()
+        token = _open_budgets.set((*carried, *(b for b in here if all(b is not c for c in carried))))
+        try:
+            return function(*args, **kwargs)
+        finally:
+            _open_budgets.reset(token)
+
+    return with_budgets
 
 
 # ------------------------------------------------------------------ per-run budgets

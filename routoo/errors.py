@@ -43,8 +43,13 @@ class NoAdmissibleModelError(RoutooError):
 
 
 class BudgetExceededError(RoutooError):
-    """A hard budget has too little left for the cheapest admissible call."""
+    """A hard budget has too little left for what the cheapest admissible call could cost."""
 
 
 class AllModelsFailedError(RoutooError):
     """Every attempted model failed; the last provider error is chained as ``__cause__``."""
+
+
+class DeadlineExceededError(RoutooError, TimeoutError):
+    """A routed call ran out of time (its ``timeout=``) before a model answered; the last
+    provider error, if any, is chained as ``__cause__``."""

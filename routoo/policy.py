@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from numbers import Real
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
 from pydantic_core import PydanticCustomError
@@ -62,7 +62,40 @@ def describe_validation_error(error: ValidationError, owner: str) -> str:
     return f"{owner}: {'; '.join(problems)}"
 
 
-class RoutingPolicy(BaseModel):
+S = TypeVar("S", bound="Settings")
+
+
+class Settings(BaseModel):
+    """A frozen value object of validated settings; an invalid one is a ``ConfigError`` naming its owner."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    def __init__(self, **fields: Any) -> None:
+        try:
+            super().__init__(**fields)
+        except ValidationError as error:
+            raise ConfigError(describe_validation_error(error, self._owner(fields))) from None
+
+    @classmethod
+    def _owner(cls, fields: Mapping[str, Any]) -> str:
+        """How errors name the object being built from ``fields``."""
+        return cls.__name__
+
+    @classmethod
+    def coerce(cls: type[S], value: S | Mapping[str, Any] | None) -> S:
+        """``value`` as these settings: as is, from a mapping of fields, or None for the defaults."""
+        if value is None:
+            return cls()
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, Mapping):
+            return cls(**value)
+        raise ConfigError(
+            f"{cls.__name__} takes a {cls.__name__} or a mapping of its fields, not {type(value).__name__}"
+        )
+
+
+class RoutingPolicy(Settings):
     """The routing settings of a ``Selector`` or of one call; None leaves a setting off.
 
     - ``tradeoff``: lambda, predicted quality per estimated USD; None is the selector's
@@ -74,8 +107,6 @@ class RoutingPolicy(BaseModel):
     - ``model``: pin the call to this pool model (rule ``"pinned"``) while it is admissible.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
     tradeoff: NonNegativeNumber | None = None
     quality_floor: PredictedQuality | None = None
     max_cost: NonNegativeNumber | None = None
@@ -83,25 +114,6 @@ class RoutingPolicy(BaseModel):
     deny: tuple[ModelName, ...] | None = None
     max_latency_s: NonNegativeNumber | None = None
     model: ModelName | None = None
-
-    def __init__(self, **fields: Any) -> None:
-        try:
-            super().__init__(**fields)
-        except ValidationError as error:
-            raise ConfigError(describe_validation_error(error, "RoutingPolicy")) from None
-
-    @classmethod
-    def coerce(cls, value: RoutingPolicy | Mapping[str, Any] | None) -> RoutingPolicy:
-        """``value`` as a policy: a policy as is, a mapping of fields, or None for the defaults."""
-        if value is None:
-            return cls()
-        if isinstance(value, RoutingPolicy):
-            return value
-        if isinstance(value, Mapping):
-            return cls(**value)
-        raise ConfigError(
-            f"a routing policy must be a RoutingPolicy or a mapping of its fields, not {type(value).__name__}"
-        )
 
     def merged(self, override: RoutingPolicy | Mapping[str, Any] | None) -> RoutingPolicy:
         """This policy with every field that ``override`` sets (given and not None) replaced."""

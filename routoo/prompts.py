@@ -11,10 +11,17 @@ Message = Mapping[str, Any]
 Prompt = str | Sequence[Message]
 PromptView = Literal["last_user", "conversation"]
 PROMPT_VIEWS: tuple[str, ...] = ("last_user", "conversation")
+# The chat roles of OpenAI's format, which litellm speaks to every provider.
+ROLES: tuple[str, ...] = ("system", "developer", "user", "assistant", "tool", "function")
 
 
 def validate_prompt(prompt: object, where: str = "prompt") -> None:
-    """Raise ``DataError`` naming ``where`` unless ``prompt`` is text or a list of messages."""
+    """Raise ``DataError`` naming ``where`` unless ``prompt`` is text or a list of chat messages.
+
+    Each message needs a role of ``ROLES`` and content: text or a list of content parts; only
+    an assistant turn that calls tools may have ``content: null``. A prompt a provider would
+    refuse is refused here, before any model is chosen or paid for.
+    """
     if isinstance(prompt, str):
         if not prompt.strip():
             raise DataError(f"{where}: the prompt is empty")
@@ -22,8 +29,22 @@ def validate_prompt(prompt: object, where: str = "prompt") -> None:
     if not isinstance(prompt, Sequence) or isinstance(prompt, bytes) or not prompt:
         raise DataError(f"{where}: a prompt must be a string or a non-empty list of messages")
     for turn, message in enumerate(prompt):
-        if not isinstance(message, Mapping) or "role" not in message or "content" not in message:
-            raise DataError(f"{where}: message {turn} needs 'role' and 'content'")
+        _check_message(message, f"{where}: message {turn}")
+
+
+def _check_message(message: object, where: str) -> None:
+    if not isinstance(message, Mapping) or "role" not in message or "content" not in message:
+        raise DataError(f"{where} needs 'role' and 'content'")
+    role, content = message["role"], message["content"]
+    if role not in ROLES:
+        raise DataError(f"{where} has role {role!r}; the roles are {ROLES}")
+    if content is None:
+        if role != "assistant" or not (message.get("tool_calls") or message.get("function_call")):
+            raise DataError(f"{where} ({role}) has content null; only an assistant turn calling tools may")
+    elif not isinstance(content, Sequence) or isinstance(content, bytes):
+        raise DataError(
+            f"{where} has content of type {type(content).__name__}; use text or a list of content parts"
+        )
 
 
 def content_text(content: object) -> str:

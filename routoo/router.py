@@ -2,15 +2,23 @@
 
 ``Router.route`` only decides (``routoo.decision``). ``completion`` / ``acompletion`` /
 ``stream`` / ``astream`` decide, then call the chosen model through the call layer
-(``routoo.calls``): fall back to the next admissible model on provider failures and
-charge the real cost to every open budget scope and to the router's ledger. Every
-response carries the decision and its cost, also inside the litellm response as
-``response._hidden_params["routoo"]``. litellm itself loads on the first call.
+(``routoo.calls``): handle provider failures as the router's ``FaultPolicy`` says
+(``routoo.faults``: fall back, retry or raise; cooldowns; timeouts), reserve each call's
+worst-case cost in the open hard budgets, and charge the real cost to every open budget
+scope and to the router's ledger. Every response carries the decision and its cost, also
+inside the litellm response as ``response._hidden_params["routoo"]``. litellm itself
+loads on the first call.
+
+(Over 400 lines: the four documented entry points, sync and async, completion and stream,
+each spell out their keywords; what they share lives in ``_plan`` and ``routoo.calls``.)
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,25 +26,31 @@ from typing import Any
 import numpy as np
 
 from routoo.budget import Budget, open_budgets
-from routoo.calls import (
-    Attempt,
-    CallPlan,
-    Ledger,
-    RoutedResponse,
-    arun,
-    fallback_errors,
-    is_fallback_error,
-    run,
+from routoo.calls import Caller
+from routoo.decision import (
+    CandidateScore,
+    CostBounds,
+    FallbackAttempt,
+    RoutingDecision,
+    cost_bounds,
+    decide,
+    serving_reasons,
 )
-from routoo.decision import CandidateScore, FallbackAttempt, RoutingDecision, decide, serving_reasons
-from routoo.errors import ConfigError, DataError
+from routoo.errors import ConfigError, DataError, PredictorError
+from routoo.faults import Cooldowns, FaultPolicy
+from routoo.ledger import Attempt, CallPlan, Ledger, RoutedResponse
+from routoo.output_lengths import ExpectedOutputTokens
 from routoo.policy import RoutingPolicy, check_non_negative
 from routoo.pool import ModelPool, ModelSpec
 from routoo.predictors.base import Predictor
+from routoo.predictors.onboarded import with_priors
 from routoo.prompts import PROMPT_VIEWS, Prompt, PromptView, as_messages, prompt_text, validate_prompt
+from routoo.secrets import hide_secrets, reveal_secrets
 from routoo.selector import Selector
 from routoo.streams import AsyncRoutedStream, RoutedStream
 from routoo.tokens import count_prompt_tokens
+
+log = logging.getLogger(__name__)
 
 # Per-call keywords that are shorthand for ``policy={...}``.
 SHORTHAND_FIELDS = ("tradeoff", "quality_floor", "max_cost")
@@ -45,12 +59,11 @@ __all__ = [
     "AsyncRoutedStream",
     "CandidateScore",
     "FallbackAttempt",
+    "FaultPolicy",
     "RoutedResponse",
     "RoutedStream",
     "Router",
     "RoutingDecision",
-    "fallback_errors",
-    "is_fallback_error",
 ]
 
 
@@ -59,9 +72,12 @@ class Router:
 
     ``predictor`` is a fitted ``Predictor``, a directory saved by one, or None for
     ``routoo.predictors.load_default()``. ``policy`` (a ``RoutingPolicy`` or a mapping of
-    its fields) holds the routing settings; each call may override them. ``litellm_params``
+    its fields) holds the routing settings; each call may override them. ``faults`` (a
+    ``FaultPolicy`` or a mapping of its fields) says what a provider failure does (fall
+    back, retry or raise), how long attempts and calls may take and when a failing model
+    cools down; each call may override it (``faults=``). ``litellm_params``
     go to every litellm call (a pool model's own ``litellm_params`` and the call's keywords
-    override them).
+    override them); the secrets among them are kept hidden (``routoo.secrets``).
     """
 
     def __init__(
@@ -74,6 +90,7 @@ class Router:
         max_fallbacks: int = 2,
         litellm_params: Mapping[str, Any] | None = None,
         selector: Selector | None = None,
+        faults: FaultPolicy | Mapping[str, Any] | None = None,
     ) -> None:
         self.predictor = _load_predictor(predictor)
         # A Selector (or selector=) is the old way to give the policy; shim kept for one release.
@@ -88,11 +105,28 @@ class Router:
         if isinstance(max_fallbacks, bool) or not isinstance(max_fallbacks, int) or max_fallbacks < 0:
             raise ConfigError(f"max_fallbacks must be an integer >= 0, not {max_fallbacks!r}")
         self.max_fallbacks = max_fallbacks
-        self.litellm_params = dict(litellm_params or {})
+        self.faults = FaultPolicy.coerce(faults)
+        if litellm_params is not None and not isinstance(litellm_params, Mapping):
+            raise ConfigError(f"litellm_params must be a mapping, not {type(litellm_params).__name__}")
+        self.litellm_params = hide_secrets(litellm_params or {})
+        self.predictor = with_priors(self.predictor, models)
         self.pool = ModelPool(models, self.predictor.models, self.predictor.output_tokens_)
+        self.output_tokens = ExpectedOutputTokens(
+            getattr(self.predictor, "output_lengths_", None),
+            scored_as=[self.predictor.models[column] for column in self.pool.predictor_columns],
+            names=self.pool.names,
+            fixed=self.pool.output_tokens_given,
+            fallback=self.pool.expected_output_tokens(),
+        )
         self.models: list[str] = self.pool.names
+        # Pool models the predictor scores from a prior alone (with_priors, or onboarded without labels).
+        self.prior_only: list[str] = [
+            name
+            for name, column in zip(self.models, self.pool.predictor_columns, strict=True)
+            if self.predictor.models[column] in getattr(self.predictor, "unlabelled_", ())
+        ]
         self._check_names(self.policy)
-        self.ledger = Ledger(self.pool)
+        self.caller = Caller(self.pool, max_fallbacks, observed=self.output_tokens.observed)
 
     def __repr__(self) -> str:
         return f"Router(models={self.models}, predictor={type(self.predictor).__name__})"
@@ -101,6 +135,16 @@ class Router:
     def spent(self) -> float:
         """Total real USD spent through this router."""
         return self.ledger.spent
+
+    @property
+    def ledger(self) -> Ledger:
+        """What this router has spent."""
+        return self.caller.ledger
+
+    @property
+    def cooldowns(self) -> Cooldowns:
+        """The models cooling down after failures in a row (shared by sync and async calls)."""
+        return self.caller.cooldowns
 
     @property
     def selector(self) -> Selector:
@@ -137,9 +181,15 @@ class Router:
             empty = np.zeros((0, len(self.pool)))
             return empty, empty.copy()
         texts = [prompt_text(turns, self.prompt_view) for turns in messages]
-        quality = self.predictor.predict(texts)[:, self.pool.predictor_columns]
+        quality = self._checked_predictions(self.predictor.predict(texts)[:, self.pool.predictor_columns])
         tokens = np.array([count_prompt_tokens(turns) for turns in messages], dtype=np.float64)
-        cost = np.stack([self._estimated_costs(count, max_tokens) for count in tokens])
+        output_tokens = self.output_tokens.estimate(texts)
+        cost = np.stack(
+            [
+                self._estimated_costs(count, out, max_tokens)
+                for count, out in zip(tokens, output_tokens, strict=True)
+            ]
+        )
         return quality, cost
 
     def route(
@@ -192,19 +242,90 @@ class Router:
         if predictor_text is not None and (not isinstance(predictor_text, str) or not predictor_text.strip()):
             raise DataError("predictor_text must be a non-empty string")
         text = predictor_text if predictor_text is not None else prompt_text(messages, self.prompt_view)
-        quality = self.predictor.predict([text])[0, self.pool.predictor_columns]
+        quality = self._checked_predictions(self.predictor.predict([text])[:, self.pool.predictor_columns])[0]
         prompt_tokens = count_prompt_tokens(messages, tools)
         reasons = serving_reasons(self.pool.specs, policy, messages, tools, response_format, prompt_tokens)
-        cost = self._estimated_costs(prompt_tokens, max_tokens)
+        output_tokens = self.output_tokens.estimate([text])[0]
+        cost = self._estimated_costs(prompt_tokens, output_tokens, max_tokens)
         return decide(
-            self.models, quality, cost, reasons, policy, budgets=budgets, prompt_tokens=prompt_tokens
+            self.models,
+            quality,
+            cost,
+            reasons,
+            policy,
+            budgets=budgets,
+            prompt_tokens=prompt_tokens,
+            bounds=self._cost_bounds(prompt_tokens, max_tokens, cost),
+            output_tokens=output_tokens,
+            warnings=self._warnings(text),
         )
 
-    def _estimated_costs(self, prompt_tokens: float, max_tokens: int | None) -> np.ndarray:
-        output_tokens = self.pool.expected_output_tokens()
+    def _warnings(self, text: str) -> list[str]:
+        """What makes a decision on ``text`` less sure: an unfamiliar prompt, models known by a prior only."""
+        warnings = []
+        unfamiliar = self.predictor.unfamiliar([text])
+        if unfamiliar is not None and unfamiliar[0]:
+            warnings.append(
+                "the prompt is far from every prompt the predictor was trained on: its predicted "
+                "qualities are an extrapolation"
+            )
+            log.warning("%s", warnings[-1])
+        if self.prior_only:
+            warnings.append(f"scored from a prior only, without labels: {self.prior_only}")
+        return warnings
+
+    def _checked_predictions(self, quality: np.ndarray) -> np.ndarray:
+        """The predictor's (n, m) answer, or ``PredictorError`` naming it and the models it failed."""
+        finite = np.isfinite(quality)
+        if not finite.all():
+            failed = [name for name, ok in zip(self.models, finite.all(axis=0), strict=True) if not ok]
+            rows = np.flatnonzero(~finite.all(axis=1)).tolist()
+            predictor = getattr(self.predictor, "kind", None) or type(self.predictor).__name__
+            raise PredictorError(
+                f"the {predictor!r} predictor ({type(self.predictor).__name__}) predicted a non-finite "
+                f"quality (NaN or infinity) for {failed} on prompt(s) {rows[:10]}: it cannot route "
+                "them; check its weights"
+            )
+        return quality
+
+    def _estimated_costs(
+        self, prompt_tokens: float, output_tokens: np.ndarray, max_tokens: int | None
+    ) -> np.ndarray:
+        """Expected USD cost of every pool model: the prompt plus the expected answer (``output_tokens``)."""
         if max_tokens is not None:
             output_tokens = np.minimum(output_tokens, check_non_negative(max_tokens, "max_tokens"))
         return prompt_tokens * self.pool.input_prices() + output_tokens * self.pool.output_prices()
+
+    def _cost_bounds(self, prompt_tokens: int, max_tokens: int | None, expected: np.ndarray) -> CostBounds:
+        """The most a call can cost on each model: what a hard budget reserves (``cost_bounds``).
+
+        The output cap of each model is the call's ``max_tokens``, else the one in its
+        ``litellm_params``, else the router's: what the model will be sent.
+        """
+        caps = []
+        for spec in self.pool.specs:
+            sent = {**self.litellm_params, **spec.litellm_params}
+            cap = (
+                max_tokens
+                if max_tokens is not None
+                else sent.get("max_tokens") or sent.get("max_completion_tokens")
+            )
+            caps.append(np.nan if cap is None else check_non_negative(cap, "max_tokens"))
+        return cost_bounds(
+            prompt_tokens,
+            np.array(caps, dtype=np.float64),
+            max_output_tokens=self.pool.max_output_tokens(),
+            context_windows=np.array(
+                [
+                    np.nan if spec.max_input_tokens is None else spec.max_input_tokens
+                    for spec in self.pool.specs
+                ],
+                dtype=np.float64,
+            ),
+            input_prices=self.pool.input_prices(),
+            output_prices=self.pool.output_prices(),
+            expected=expected,
+        )
 
     # ------------------------------------------------------------------- calling
     def completion(
@@ -223,12 +344,9 @@ class Router:
         from routoo._litellm import litellm
 
         plan = self._plan(messages, policy, predictor_text, litellm_kwargs, stream=False)
-        attempt, response = run(
-            plan,
-            self.max_fallbacks,
-            lambda attempt: litellm.completion(**self._litellm_kwargs(plan, attempt)),
+        return self.caller.complete(
+            plan, lambda attempt: litellm.completion(**self._litellm_kwargs(plan, attempt))
         )
-        return self.ledger.finish(plan, attempt, response)
 
     async def acompletion(
         self,
@@ -245,12 +363,9 @@ class Router:
         plan = await asyncio.to_thread(
             self._plan, messages, policy, predictor_text, litellm_kwargs, stream=False
         )
-        attempt, response = await arun(
-            plan,
-            self.max_fallbacks,
-            lambda attempt: litellm.acompletion(**self._litellm_kwargs(plan, attempt)),
+        return await self.caller.acomplete(
+            plan, lambda attempt: litellm.acompletion(**self._litellm_kwargs(plan, attempt))
         )
-        return self.ledger.finish(plan, attempt, response)
 
     def stream(
         self,
@@ -269,8 +384,12 @@ class Router:
             chunks = litellm.completion(**self._litellm_kwargs(plan, attempt))
             return chunks, next(chunks, None)
 
-        attempt, (chunks, first) = run(plan, self.max_fallbacks, open_stream)
-        return RoutedStream(self.ledger, plan, attempt, chunks, first)
+        attempt, (chunks, first) = self.caller.run(plan, open_stream)
+        try:
+            return RoutedStream(self.ledger, plan, attempt, chunks, first)
+        except BaseException:
+            self.ledger.abandon(attempt)
+            raise
 
     async def astream(
         self,
@@ -291,8 +410,12 @@ class Router:
             chunks = await litellm.acompletion(**self._litellm_kwargs(plan, attempt))
             return chunks, await anext(aiter(chunks), None)
 
-        attempt, (chunks, first) = await arun(plan, self.max_fallbacks, open_stream)
-        return AsyncRoutedStream(self.ledger, plan, attempt, chunks, first)
+        attempt, (chunks, first) = await self.caller.arun(plan, open_stream)
+        try:
+            return AsyncRoutedStream(self.ledger, plan, attempt, chunks, first)
+        except BaseException:
+            self.ledger.abandon(attempt)
+            raise
 
     def _plan(
         self,
@@ -305,6 +428,10 @@ class Router:
     ) -> CallPlan:
         kwargs = dict(kwargs)
         shorthand = {field: kwargs.pop(field, None) for field in SHORTHAND_FIELDS}
+        faults = self.faults.merged(kwargs.pop("faults", None))
+        call_timeout = kwargs.pop("timeout", None)
+        if call_timeout is not None:
+            faults = faults.merged({"call_timeout_s": call_timeout})
         for reserved in ("model", "messages"):
             if reserved in kwargs:
                 raise ConfigError(f"the router chooses {reserved!r} itself: do not pass {reserved}=")
@@ -314,6 +441,7 @@ class Router:
             kwargs["stream"] = True
             kwargs["stream_options"] = {**(kwargs.get("stream_options") or {}), "include_usage": True}
         turns = _checked_messages(messages)
+        _check_encodable(turns, kwargs.get("tools"))
         budgets = open_budgets()
         decision = self._decide(
             turns,
@@ -324,11 +452,14 @@ class Router:
             max_tokens=kwargs.get("max_tokens") or kwargs.get("max_completion_tokens"),
             budgets=budgets,
         )
-        return CallPlan(decision, turns, kwargs, budgets)
+        deadline = None if faults.call_timeout_s is None else time.monotonic() + faults.call_timeout_s
+        return CallPlan(decision, turns, kwargs, budgets, faults, deadline)
 
     def _litellm_kwargs(self, plan: CallPlan, attempt: Attempt) -> dict[str, Any]:
         spec = self.pool.specs[self.pool.index(attempt.model)]
-        kwargs = {**self.litellm_params, **spec.litellm_params, **plan.kwargs}
+        # The fault policy retries, not the provider's client (the OpenAI SDK retries twice by default).
+        given = reveal_secrets({**self.litellm_params, **spec.litellm_params, **plan.kwargs})
+        kwargs = {"max_retries": 0, **given, "timeout": attempt.timeout_s}
         tools = kwargs.get("tools")
         if tools and not any(isinstance(tool, Mapping) and tool.get("type") == "mcp" for tool in tools):
             # litellm 1.106 imports its MCP gateway (an optional extra) for any call with tools.
@@ -357,6 +488,24 @@ def _load_predictor(predictor: Predictor | str | Path | None) -> Predictor:
 def _checked_messages(messages: Prompt) -> list[dict[str, Any]]:
     validate_prompt(messages, where="messages")
     return as_messages(messages)
+
+
+def _check_encodable(messages: list[dict[str, Any]], tools: Any) -> None:
+    """``DataError`` naming the message (or the tools) that cannot be sent as UTF-8 JSON, before any
+    model is tried: a lone surrogate, say, fails the same way on every model."""
+    parts: list[tuple[str, Any]] = [(f"message {turn}", message) for turn, message in enumerate(messages)]
+    if tools:
+        parts.append(("the tools", tools))
+    for where, part in parts:
+        try:
+            json.dumps(part, ensure_ascii=False, default=str).encode("utf-8")
+        except UnicodeEncodeError as error:
+            raise DataError(
+                f"{where} cannot be encoded as UTF-8 ({error.reason} at character {error.start}: "
+                f"{error.object[error.start : error.end]!r}); no model was called"
+            ) from None
+        except (TypeError, ValueError) as error:
+            raise DataError(f"{where} cannot be sent as JSON: {error}") from None
 
 
 def router_or_build(router: object, given: Iterable[str], build: Callable[[], Router], owner: str) -> Router:

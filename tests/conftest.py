@@ -156,7 +156,7 @@ def recording_predictor(planted_dataset):
         seen: list[str]
 
         def _predict_texts(self, texts: list[str]):
-            self.seen.extend(texts)
+            self.__dict__.setdefault("seen", []).extend(texts)  # fit predicts too, before ``seen`` is reset
             return super()._predict_texts(texts)
 
     predictor = RecordingPredictor().fit(planted_dataset())

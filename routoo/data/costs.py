@@ -3,7 +3,8 @@
 ``model_prices.json`` (beside this module) holds, for each model of a named set without
 recorded costs, its per-token prices with their source and date, or the set's own price file.
 They are numbers kept here, not keys of litellm's live map, so a set's costs never move
-with a litellm release.
+with a litellm release. Models are keyed by their catalog names (``routoo.catalog``), as the
+loaders name their columns; a user's price overrides may use any name the catalog resolves.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from routoo.catalog import default_catalog
 from routoo.data.files import read_json
-from routoo.pricing import PriceBook, PriceOverrides
+from routoo.errors import ConfigError
+from routoo.pricing import ModelPrice, PriceBook, PriceOverrides
 from routoo.prompts import Prompt, prompt_texts
 from routoo.tokens import count_tokens_many
 
@@ -43,13 +46,31 @@ def dataset_price_book(family: str, prices: Prices = None, extra: PriceOverrides
     """Bundled prices of ``family``, then ``extra`` (prices read from the set), then the user's ``prices``.
 
     The book never falls back to litellm's map: a model none of these prices is an error.
+    The user's models are renamed to their catalog names, the names the sets' columns have.
     """
     bundled = {
         model: entry
         for model, entry in bundled_price_entries(family).items()
         if "prices_file" not in entry  # those the loader reads from the set itself, as ``extra``
     }
-    return PriceBook(bundled, litellm_fallback=False).with_overrides(extra).with_overrides(prices)
+    book = PriceBook(bundled, litellm_fallback=False).with_overrides(extra)
+    return book if prices is None else book.with_overrides(_by_catalog_name(prices))
+
+
+def _by_catalog_name(prices: PriceBook | PriceOverrides | str | Path) -> PriceBook:
+    """The overrides of ``prices`` keyed by catalog name; two names of one model are a ``ConfigError``."""
+    overrides = (prices if isinstance(prices, PriceBook) else PriceBook(prices)).overrides
+    renamed: dict[str, ModelPrice | dict[str, str]] = {}
+    given_as: dict[str, str] = {}
+    for model, price in overrides.items():
+        name = default_catalog().canonical_name(model)
+        if name in given_as:
+            raise ConfigError(
+                f"the prices name one model, {name!r}, twice: as {given_as[name]!r} and {model!r}"
+            )
+        given_as[name] = model
+        renamed[name] = price if isinstance(price, ModelPrice) else {"litellm_model": price}
+    return PriceBook(renamed)
 
 
 def call_costs(

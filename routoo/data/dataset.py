@@ -35,6 +35,9 @@ class RoutingDataset:
     not answer that prompt). ``cost`` is the USD cost of each call (NaN where unknown),
     ``input_tokens`` one count per prompt, ``output_tokens`` prompts x models.
     ``battles`` holds pairwise preferences (RouteLLM/Arena style) when the data has them.
+    ``sources`` names the set each prompt's records come from, where a dataset joins several
+    (each with a grading scale, difficulty and prompt format of its own); None: one source,
+    the dataset itself (``row_sources``).
     """
 
     name: str
@@ -47,6 +50,7 @@ class RoutingDataset:
     categories: list[str | None] | None = None
     source_ids: list[str] | None = None
     battles: list[Battle] = field(default_factory=list)
+    sources: list[str] | None = None
 
     def __post_init__(self) -> None:
         n, m = len(self.prompts), len(self.models)
@@ -74,7 +78,7 @@ class RoutingDataset:
             object.__setattr__(
                 self, "input_tokens", _matrix(self.input_tokens, (n,), "input_tokens", self.name)
             )
-        for attribute in ("categories", "source_ids"):
+        for attribute in ("categories", "source_ids", "sources"):
             values = getattr(self, attribute)
             if values is not None and len(values) != n:
                 raise DataError(
@@ -96,6 +100,10 @@ class RoutingDataset:
         """Boolean prompts x models: True where a quality record exists."""
         return ~np.isnan(self.quality)
 
+    def row_sources(self) -> list[str]:
+        """The source of every prompt: ``sources``, or the dataset's name for all of them."""
+        return list(self.sources) if self.sources is not None else [self.name] * len(self)
+
     def model_index(self, model: str) -> int:
         try:
             return self.models.index(model)
@@ -106,6 +114,10 @@ class RoutingDataset:
         """The dataset restricted to the given prompt indices (battles re-indexed)."""
         rows = np.asarray(indices, dtype=np.int64)
         position = {int(old): new for new, old in enumerate(rows)}
+        sources = None
+        if self.sources is not None or name not in (None, self.name):
+            row_sources = self.row_sources()
+            sources = [row_sources[i] for i in rows]  # a renamed part (a split) keeps its prompts' source
         return replace(
             self,
             name=name or self.name,
@@ -116,6 +128,7 @@ class RoutingDataset:
             output_tokens=None if self.output_tokens is None else self.output_tokens[rows],
             categories=None if self.categories is None else [self.categories[i] for i in rows],
             source_ids=None if self.source_ids is None else [self.source_ids[i] for i in rows],
+            sources=sources,
             battles=[
                 replace(b, prompt_index=position[b.prompt_index])
                 for b in self.battles

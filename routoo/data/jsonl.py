@@ -4,29 +4,38 @@ A score line: ``{"prompt": str | [{"role", "content"}, ...], "scores": {model: 0
 "costs": {model: usd}?, "output_tokens": {model: int}?, "input_tokens": int?, "category": str?,
 "id": str?}``. A ``null`` (or absent) score is a missing record. A missing cost is computed as
 input tokens x input price + output tokens x output price, with prices from a ``PriceBook``
-and, where the line gives no ``output_tokens``, ``DEFAULT_OUTPUT_TOKENS``.
+and, where the line gives no ``output_tokens``, ``DEFAULT_OUTPUT_TOKENS`` (the length itself
+then stays unknown: NaN in ``RoutingDataset.output_tokens``).
 
 A preference line: ``{"prompt", "model_a", "model_b", "winner": "model_a" | "model_b" | "tie",
 "category"?, "id"?}`` becomes a ``Battle`` on the first prompt with the same content (a new
 prompt, with no quality records, if there is none).
 
-Models are the keys of all lines in order of first appearance. Each score line is its own
-prompt, even when its text repeats an earlier one.
+Models are the keys of all lines in order of first appearance, named by their catalog names
+(``routoo.catalog``: ``openai/gpt-4o`` is ``gpt-4o``); a name the catalog does not know
+stays. Each score line is its own prompt, even when its text repeats an earlier one.
+
+The file is read strictly, and every error names the file, the line and what was wrong: bytes
+that are not UTF-8, a line that is not JSON (``NaN`` and ``Infinity`` are not), a key given twice
+in one object, ``true``/``false`` where a number belongs, and prompts ``validate_prompt``
+refuses (an unknown role, ``content: null`` outside a tool-calling assistant turn).
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from routoo.catalog import default_catalog
 from routoo.data.costs import DEFAULT_OUTPUT_TOKENS, Prices, prompt_tokens
 from routoo.data.dataset import Battle, RoutingDataset
-from routoo.data.files import read_jsonl
 from routoo.errors import DataError, DatasetNotFoundError, PriceNotFoundError
 from routoo.pricing import PriceBook
 from routoo.prompts import Prompt, validate_prompt
@@ -46,7 +55,7 @@ def load_jsonl(path: str | Path, prices: Prices = None, name: str | None = None)
     battles: list[Battle] = []
     first_row_of: dict[str, int] = {}
     models: dict[str, None] = {}  # ordered set
-    for line, record in read_jsonl(path):
+    for line, record in _records(path):
         where = f"{path}:{line}"
         if not isinstance(record, dict):
             raise DataError(f"{where}: expected a JSON object")
@@ -62,7 +71,12 @@ def load_jsonl(path: str | Path, prices: Prices = None, name: str | None = None)
             if key not in first_row_of:
                 first_row_of[key] = len(rows)
                 rows.append(
-                    _Row(record["prompt"], record.get("category"), record.get("id") or f"{path.name}:{line}")
+                    _Row(
+                        where,
+                        record["prompt"],
+                        record.get("category"),
+                        record.get("id") or f"{path.name}:{line}",
+                    )
                 )
             battles.append(Battle(first_row_of[key], model_a, model_b, winner))
             models.update(dict.fromkeys((model_a, model_b)))
@@ -70,7 +84,7 @@ def load_jsonl(path: str | Path, prices: Prices = None, name: str | None = None)
             raise DataError(f"{where}: a line needs either 'scores' or 'model_a', 'model_b' and 'winner'")
     if not rows:
         raise DataError(f"{path} is empty: it holds no lines")
-    return _dataset(path, name or path.stem, rows, list(models), battles, prices)
+    return _dataset(name or path.stem, rows, list(models), battles, prices)
 
 
 def read_prompts_jsonl(path: str | Path) -> list[Prompt]:
@@ -79,7 +93,7 @@ def read_prompts_jsonl(path: str | Path) -> list[Prompt]:
     if not path.is_file():
         raise DatasetNotFoundError(f"{path} does not exist")
     prompts = []
-    for line, record in read_jsonl(path):
+    for line, record in _records(path):
         prompt = record.get("prompt") if isinstance(record, dict) else None
         validate_prompt(prompt, where=f"{path}:{line}")
         prompts.append(prompt)
@@ -128,10 +142,51 @@ def save_jsonl(dataset: RoutingDataset, path: str | Path) -> None:
             out.write(json.dumps(preference, ensure_ascii=False) + "\n")
 
 
+def _records(path: Path) -> Iterator[tuple[int, Any]]:
+    """``(line number, value)`` of each non-blank line, read strictly (see the module docstring)."""
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            where = f"{path}:{number}"
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise DataError(
+                    f"{where}: not valid UTF-8 (byte {raw[error.start]:#04x} at column {error.start + 1})"
+                ) from None
+            if not text.strip():
+                continue
+            try:
+                value = json.loads(
+                    text, object_pairs_hook=_unique_keys(where), parse_constant=_not_json(where)
+                )
+            except json.JSONDecodeError as error:
+                raise DataError(f"{where}: not valid JSON ({error.msg} at column {error.colno})") from None
+            yield number, value
+
+
+def _unique_keys(where: str) -> Callable[[list[tuple[str, Any]]], dict[str, Any]]:
+    def build(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        record = dict(pairs)
+        if len(record) < len(pairs):
+            twice = sorted(key for key, count in Counter(key for key, _ in pairs).items() if count > 1)
+            raise DataError(f"{where}: an object gives the key(s) {twice} more than once")
+        return record
+
+    return build
+
+
+def _not_json(where: str) -> Callable[[str], Any]:
+    def refuse(constant: str) -> Any:
+        raise DataError(f"{where}: {constant} is not valid JSON; give a number or null")
+
+    return refuse
+
+
 @dataclass
 class _Row:
-    """One prompt's fields as read from its line."""
+    """One prompt's fields as read from its line (``where``: file and line)."""
 
+    where: str
     prompt: Prompt
     category: str | None
     source_id: str
@@ -156,6 +211,7 @@ def _score_row(record: dict[str, Any], where: str, default_id: str) -> _Row:
     ):
         raise DataError(f"{where}: input_tokens must be a non-negative number, got {input_tokens!r}")
     return _Row(
+        where=where,
         prompt=record["prompt"],
         category=_optional_text(record, "category", where),
         source_id=_optional_text(record, "id", where) or default_id,
@@ -198,7 +254,8 @@ def _model_numbers(
         if number is None and nullable:
             numbers[model] = None
             continue
-        if not isinstance(number, int | float) or not 0 <= number <= upper or math.isinf(number):
+        valid = isinstance(number, int | float) and not isinstance(number, bool)
+        if not valid or not 0 <= number <= upper or math.isinf(number):
             bounds = "in [0, 1]" if upper == 1.0 else "a non-negative number"
             raise DataError(f"{where}: {key} of {model!r} must be {bounds}, got {number!r}")
         numbers[model] = float(number)
@@ -213,7 +270,6 @@ def _optional_text(record: dict[str, Any], key: str, where: str) -> str | None:
 
 
 def _dataset(
-    path: Path,
     name: str,
     rows: list[_Row],
     models: list[str],
@@ -242,26 +298,43 @@ def _dataset(
         for model in scored:
             if model in row.costs:
                 continue
-            # No recorded cost: price the call from its tokens, assuming the default answer length.
+            # No recorded cost: price the call from its tokens, assuming the default answer length
+            # where none is recorded (the length itself stays unknown).
             j = column[model]
-            if np.isnan(output_tokens[index, j]):
-                output_tokens[index, j] = DEFAULT_OUTPUT_TOKENS
+            length = DEFAULT_OUTPUT_TOKENS if np.isnan(output_tokens[index, j]) else output_tokens[index, j]
             try:
-                cost[index, j] = book.cost(model, input_tokens[index], output_tokens[index, j])
+                cost[index, j] = book.cost(model, input_tokens[index], length)
             except PriceNotFoundError as error:
-                raise PriceNotFoundError(f"{path}: {error}") from None
+                raise PriceNotFoundError(f"{row.where}: {error}") from None
     return RoutingDataset(
         name=name,
         prompts=prompts,
-        models=models,
+        models=_catalog_names(name, models),
         quality=quality,
         cost=None if np.isnan(cost).all() else cost,
         input_tokens=input_tokens,
         output_tokens=None if np.isnan(output_tokens).all() else output_tokens,
         categories=[row.category for row in rows],
         source_ids=[row.source_id for row in rows],
-        battles=battles,
+        battles=[
+            replace(
+                b,
+                model_a=default_catalog().canonical_name(b.model_a),
+                model_b=default_catalog().canonical_name(b.model_b),
+            )
+            for b in battles
+        ],
     )
+
+
+def _catalog_names(name: str, models: list[str]) -> list[str]:
+    """The models by their catalog names; two spellings of one model are a ``DataError``."""
+    catalog = default_catalog()
+    names = [catalog.canonical_name(model) for model in models]
+    for canonical in {n for n in names if names.count(n) > 1}:
+        spellings = [model for model, n in zip(models, names, strict=True) if n == canonical]
+        raise DataError(f"{name}: {spellings} are one model, {canonical!r}; name it one way")
+    return names
 
 
 def _prompt_key(prompt: Prompt) -> str:

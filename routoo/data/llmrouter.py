@@ -2,8 +2,10 @@
 
 Each record holds a question and ``scores`` (``{model: 0..1}``, a dict or its Python literal);
 the training split also a ``cluster_id``. The set keeps no responses, so every call is
-costed with ``DEFAULT_OUTPUT_TOKENS`` output tokens, at the prices of LLMRouter's own
-candidate list (``llm_candidates/default_llm.json``, USD per million tokens).
+costed with ``DEFAULT_OUTPUT_TOKENS`` output tokens (its ``output_tokens`` stay NaN: no
+length was recorded), at the prices of LLMRouter's own
+candidate list (``llm_candidates/default_llm.json``, USD per million tokens). Models are named
+by their catalog identities (``routoo.catalog``); a name the catalog does not know stays as it is.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from routoo.catalog import default_catalog
 from routoo.data.costs import DEFAULT_OUTPUT_TOKENS, Prices, call_costs, dataset_price_book, prompt_tokens
 from routoo.data.dataset import RoutingDataset
 from routoo.data.download import RemoteFiles
@@ -61,19 +64,20 @@ def load_llmrouter(root: Path, prices: Prices = None) -> RoutingDataset:
     if not prompts:
         raise DataError(f"dataset 'llmrouter': {root / 'llmrouter'} holds no records")
 
-    models = list(dict.fromkeys(model for row in scores for model in row))
-    quality = np.array([[row.get(model, np.nan) for model in models] for row in scores], dtype=np.float64)
+    sources = list(dict.fromkeys(model for row in scores for model in row))
+    quality = np.array([[row.get(model, np.nan) for model in sources] for row in scores], dtype=np.float64)
+    models = [default_catalog().canonical_name(model) for model in sources]
     input_tokens = prompt_tokens(prompts)
-    output_tokens = np.full(quality.shape, float(DEFAULT_OUTPUT_TOKENS))
+    assumed_output = np.full(quality.shape, float(DEFAULT_OUTPUT_TOKENS))
     book = dataset_price_book("llmrouter", prices, extra=_candidate_prices(root / CANDIDATES_FILE))
     return RoutingDataset(
         name="llmrouter",
         prompts=prompts,
         models=models,
         quality=quality,
-        cost=call_costs(book, models, input_tokens, output_tokens),
+        cost=call_costs(book, models, input_tokens, assumed_output),
         input_tokens=input_tokens,
-        output_tokens=output_tokens,
+        output_tokens=np.full(quality.shape, np.nan),  # no answers recorded: lengths unknown
         categories=categories,
         source_ids=source_ids,
     )
@@ -103,11 +107,13 @@ def _category(record: dict[str, Any]) -> str | None:
 
 
 def _candidate_prices(path: Path) -> dict[str, ModelPrice]:
-    """LLMRouter's candidate list: ``{model: {"input_price", "output_price"}}`` in USD per million tokens."""
+    """LLMRouter's candidate list: ``{model: {"input_price", "output_price"}}`` in USD per million tokens,
+    by catalog name."""
     candidates = read_json(path)
     if not isinstance(candidates, dict):
         raise DataError(f"{path}: expected an object {{model: candidate}}")
-    prices = {}
+    prices: dict[str, ModelPrice] = {}
+    named_as: dict[str, str] = {}
     for model, candidate in candidates.items():
         try:
             per_million = (float(candidate["input_price"]), float(candidate["output_price"]))
@@ -117,5 +123,9 @@ def _candidate_prices(path: Path) -> dict[str, ModelPrice]:
             ) from error
         if not all(math.isfinite(value) and value >= 0 for value in per_million):
             raise DataError(f"{path}: candidate {model!r} has a negative or non-finite price")
-        prices[model] = ModelPrice(per_million[0] / 1e6, per_million[1] / 1e6)
+        name = default_catalog().canonical_name(model)
+        if name in named_as:
+            raise DataError(f"{path}: candidates {named_as[name]!r} and {model!r} are one model, {name!r}")
+        named_as[name] = model
+        prices[name] = ModelPrice(per_million[0] / 1e6, per_million[1] / 1e6)
     return prices

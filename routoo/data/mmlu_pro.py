@@ -1,12 +1,17 @@
-"""MMLU-Pro's published 5-shot chain-of-thought runs (TIGER-AI-Lab/MMLU-Pro): 29 models.
+"""MMLU-Pro's published 5-shot chain-of-thought runs (TIGER-AI-Lab/MMLU-Pro): 29 models, plus two API runs.
 
 Each ``model_outputs_<model>_5shots.zip`` holds one JSON list of records ``question_id,
 question, options, answer, category, src, pred`` and the generated text (``model_outputs``
-or ``generated_text``). Records are joined on ``question_id``, keeping the questions every
-model answered. A model is right when its ``pred`` equals the answer key of its own run
-(some runs used an older revision of the answer keys); a missing ``pred`` counts as wrong.
-Parsing the runs and counting ~300k answers' tokens is slow, so the joined set is cached
-(safetensors + JSON) and later loads take seconds.
+or ``generated_text``). The API runs of gpt-4o (the 2024-05-13 snapshot) and of DeepSeek's
+deepseek-chat in May 2024 (DeepSeek-V2-Chat), ``eval_results/{gpt4o,deepseek}/`` at a later
+commit, hold one ``<category>_result.json`` list per category with the text in ``response``;
+the shared data keeps each folder as one zip (``api_runs/<run>_results.zip``).
+Records are joined on ``question_id``, keeping the questions all 29 runs answered; a question
+an API run lacks is kept, with that run's record masked (NaN). A model is right when its
+``pred`` equals the answer key of its own run (some runs used an older revision of the answer
+keys); a missing ``pred`` counts as wrong. Every model is named by its catalog identity
+(``routoo.catalog``). Parsing the runs and counting ~320k answers' tokens is slow, so the
+joined set is cached (safetensors + JSON) and later loads take seconds.
 """
 
 from __future__ import annotations
@@ -20,11 +25,12 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from routoo.catalog import default_catalog
 from routoo.data.cache import load_entry, save_entry, source_key
 from routoo.data.costs import Prices, call_costs, dataset_price_book, prompt_tokens
 from routoo.data.dataset import RoutingDataset
-from routoo.data.download import RemoteFiles
-from routoo.data.files import report_dropped
+from routoo.data.download import RemoteFiles, RemoteSources, ZippedFolders
+from routoo.data.files import logger, report_dropped
 from routoo.errors import DataError
 from routoo.tokens import count_tokens_many, encoding_name
 
@@ -37,19 +43,28 @@ MODELS = (
     "c4ai-command-r-v01", "gemini-1.5-flash-002", "gemini-1.5-pro-002", "gemma-7b", "jamba-1.5-large",
     "mathstral-7B",
 )  # fmt: skip
+# The API runs, by folder of eval_results/: the model each called, as the run's README names it.
+API_RUNS = {"gpt4o": "gpt-4o-2024-05-13", "deepseek": "DeepSeek-V2-Chat"}
 OPTION_LETTERS = "ABCDEFGHIJKLMNOP"
-OUTPUT_FIELDS = ("model_outputs", "generated_text")
+OUTPUT_FIELDS = ("model_outputs", "generated_text", "response")
 # Bump when the cached content changes meaning, so old cache entries are not reused.
-LOADER_VERSION = 1
+LOADER_VERSION = 2
 
-FILES = RemoteFiles(
-    "TIGER-AI-Lab/MMLU-Pro",
+_REPO = "TIGER-AI-Lab/MMLU-Pro"
+RUN_FILES = RemoteFiles(
+    _REPO,
     "f418b11",
     tuple(
         (f"eval_results/model_outputs_{model}_5shots.zip", f"mmlu_pro/model_outputs_{model}_5shots.zip")
         for model in MODELS
     ),
 )
+API_RUN_FILES = ZippedFolders(
+    _REPO,
+    "ff991b5",
+    tuple((f"eval_results/{run}", f"mmlu_pro/api_runs/{run}_results.zip") for run in API_RUNS),
+)
+FILES = RemoteSources((RUN_FILES, API_RUN_FILES))
 
 
 def format_question(question: str, options: Sequence[str]) -> str:
@@ -59,8 +74,14 @@ def format_question(question: str, options: Sequence[str]) -> str:
     return "\n".join(lines) + "\nAnswer: Let's think step by step."
 
 
+def model_names() -> list[str]:
+    """The set's models by catalog name: the 29 published runs', then the API runs'."""
+    return [default_catalog().canonical_name(model) for model in (*MODELS, *API_RUNS.values())]
+
+
 def load_mmlu_pro(root: Path, prices: Prices = None) -> RoutingDataset:
-    """The 29 runs joined on the questions all of them answered; category = MMLU-Pro's category.
+    """The 29 runs joined on the questions all of them answered, and the API runs' records of those
+    questions (NaN where a run lacks one); category = MMLU-Pro's category.
 
     Input tokens are those of the formatted question (what a router sees), not of the 5-shot
     prompt the runs used; output tokens are counted from each model's generated text.
@@ -81,13 +102,14 @@ def load_mmlu_pro(root: Path, prices: Prices = None) -> RoutingDataset:
     prompts = document["prompts"]
     input_tokens = prompt_tokens(prompts)
     output_tokens = arrays["output_tokens"].astype(np.float64)
+    models = model_names()
     book = dataset_price_book("mmlu-pro", prices)
     return RoutingDataset(
         name="mmlu-pro",
         prompts=prompts,
-        models=list(MODELS),
+        models=models,
         quality=arrays["quality"].astype(np.float64),
-        cost=call_costs(book, MODELS, input_tokens, output_tokens),
+        cost=call_costs(book, models, input_tokens, output_tokens),
         input_tokens=input_tokens,
         output_tokens=output_tokens,
         categories=document["categories"],
@@ -96,33 +118,30 @@ def load_mmlu_pro(root: Path, prices: Prices = None) -> RoutingDataset:
 
 
 def _join_runs(paths: Sequence[Path]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    names = [*MODELS, *API_RUNS.values()]
     runs: list[dict[int, dict[str, Any]]] = []
     non_records: dict[str, int] = {}
-    for model, path in tqdm(
-        list(zip(MODELS, paths, strict=True)), desc="Reading MMLU-Pro runs", disable=None
-    ):
-        records, skipped = _read_run(path)
+    for model, path in tqdm(list(zip(names, paths, strict=True)), desc="Reading MMLU-Pro runs", disable=None):
+        records, skipped = _read_run(path) if model in MODELS else _read_api_run(path)
         runs.append(records)
         if skipped:
             non_records[model] = skipped
-    answered_by_all = set.intersection(*(set(records) for records in runs))
+    answered_by_all = set.intersection(*(set(records) for records in runs[: len(MODELS)]))
     question_ids = sorted(answered_by_all)
     if not question_ids:
-        raise DataError("dataset 'mmlu-pro': no question was answered by every model")
+        raise DataError(f"dataset 'mmlu-pro': no question was answered by all {len(MODELS)} published runs")
 
     # The question text of the first run that has it (runs differ in a few typo fixes).
     reference = {qid: record for records in reversed(runs) for qid, record in records.items()}
     quality = np.array(
-        [[records[qid]["pred"] == records[qid]["answer"] for records in runs] for qid in question_ids],
+        [[_correct(records[qid]) if qid in records else np.nan for records in runs] for qid in question_ids],
         dtype=np.float32,
     )
-    output_tokens = np.stack(
-        [
-            count_tokens_many([_output_text(records[qid]) for qid in question_ids])
-            for records in tqdm(runs, desc="Counting MMLU-Pro answer tokens", disable=None)
-        ],
-        axis=1,
-    ).astype(np.int32)
+    output_tokens = np.full(quality.shape, np.nan, dtype=np.float32)
+    for column, records in enumerate(tqdm(runs, desc="Counting MMLU-Pro answer tokens", disable=None)):
+        rows = [row for row, qid in enumerate(question_ids) if qid in records]
+        texts = [_output_text(records[question_ids[row]]) for row in rows]
+        output_tokens[rows, column] = count_tokens_many(texts)
     document = {
         "prompts": [
             format_question(reference[qid]["question"], reference[qid]["options"]) for qid in question_ids
@@ -132,8 +151,13 @@ def _join_runs(paths: Sequence[Path]) -> tuple[dict[str, np.ndarray], dict[str, 
         "questions": len(reference),
         "unanswered_by_model": {
             model: len(reference) - len(records)
-            for model, records in zip(MODELS, runs, strict=True)
+            for model, records in zip(MODELS, runs, strict=False)
             if len(records) < len(reference)
+        },
+        "masked_by_model": {
+            model: int(np.isnan(quality[:, column]).sum())
+            for column, model in enumerate(names)
+            if np.isnan(quality[:, column]).any()
         },
         "non_records": non_records,
     }
@@ -150,15 +174,37 @@ def _read_run(path: Path) -> tuple[dict[int, dict[str, Any]], int]:
             content = json.loads(archive.read(members[0]))
     except (zipfile.BadZipFile, json.JSONDecodeError, UnicodeDecodeError) as error:
         raise DataError(f"{path}: not a zip holding a JSON list ({error})") from None
-    if not isinstance(content, list):
-        raise DataError(f"{path}: expected a JSON list of records")
     records: dict[int, dict[str, Any]] = {}
+    return records, _add_records(records, content, str(path))
+
+
+def _read_api_run(path: Path) -> tuple[dict[int, dict[str, Any]], int]:
+    """An API run's records by question id, from its ``<folder>/<category>_result.json`` lists."""
+    records: dict[int, dict[str, Any]] = {}
+    skipped = 0
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = sorted(name for name in archive.namelist() if name.endswith("_result.json"))
+            if not members:
+                raise DataError(f"{path}: holds no <category>_result.json file")
+            for member in members:
+                content = json.loads(archive.read(member))
+                skipped += _add_records(records, content, f"{path}, {member}")
+    except (zipfile.BadZipFile, json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise DataError(f"{path}: not a zip holding JSON lists ({error})") from None
+    return records, skipped
+
+
+def _add_records(records: dict[int, dict[str, Any]], content: Any, source: str) -> int:
+    """Add the records of one JSON list to ``records``; how many entries were not records (skipped)."""
+    if not isinstance(content, list):
+        raise DataError(f"{source}: expected a JSON list of records")
     skipped = 0
     for index, record in enumerate(content):
         if not isinstance(record, dict):
             skipped += 1  # e.g. DeepSeek-Coder-V2's run has stray category names between records
             continue
-        where = f"{path}, entry {index}"
+        where = f"{source}, entry {index}"
         for field in ("question_id", "question", "options", "answer", "category"):
             if field not in record:
                 raise DataError(f"{where}: missing {field!r}")
@@ -172,7 +218,11 @@ def _read_run(path: Path) -> tuple[dict[int, dict[str, Any]], int]:
         if record["question_id"] in records:
             raise DataError(f"{where}: question_id {record['question_id']} appears twice")
         records[record["question_id"]] = record
-    return records, skipped
+    return skipped
+
+
+def _correct(record: dict[str, Any]) -> float:
+    return float(record.get("pred") == record["answer"])
 
 
 def _output_text(record: dict[str, Any]) -> str:
@@ -184,7 +234,11 @@ def _report(document: dict[str, Any]) -> None:
     dropped = document["questions"] - len(document["prompts"])
     detail = ", ".join(f"{model} lacks {count}" for model, count in unanswered.items())
     report_dropped(
-        "mmlu-pro", dropped, f"of {document['questions']} questions not answered by every model ({detail})"
+        "mmlu-pro",
+        dropped,
+        f"of {document['questions']} questions not answered by all {len(MODELS)} published runs ({detail})",
     )
+    for model, count in document["masked_by_model"].items():
+        logger.info("mmlu-pro: %s's run lacks %d of the kept questions; those records are NaN", model, count)
     for model, count in document["non_records"].items():
         report_dropped("mmlu-pro", count, f"entries of {model}'s run that are not question records")

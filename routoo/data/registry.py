@@ -15,7 +15,7 @@ from pathlib import Path
 from routoo.data import llmrouter, mmlu_pro, routellm, routerbench
 from routoo.data.costs import Prices
 from routoo.data.dataset import RoutingDataset
-from routoo.data.download import RemoteFiles, download_root
+from routoo.data.download import DataSource, download_root
 from routoo.data.jsonl import load_jsonl
 from routoo.errors import DatasetNotFoundError
 
@@ -33,7 +33,7 @@ class DatasetInfo:
 @dataclass(frozen=True)
 class _NamedSet:
     description: str
-    files: RemoteFiles
+    files: DataSource
     load: Callable[[Path, Prices], RoutingDataset]
 
 
@@ -64,7 +64,8 @@ _NAMED_SETS: dict[str, _NamedSet] = {
         llmrouter.load_llmrouter,
     ),
     "mmlu-pro": _NamedSet(
-        "MMLU-Pro's published 5-shot CoT runs of 29 models, 14 categories (correct or not)",
+        "MMLU-Pro's 5-shot CoT runs, 14 categories (correct or not): 29 published models, gpt-4o, DeepSeek-V2"
+        " (their API runs)",
         mmlu_pro.FILES,
         mmlu_pro.load_mmlu_pro,
     ),

@@ -2,7 +2,8 @@
 
 Prompts RouteLLM found in its own router training data (``contaminated_prompts.jsonl``) are
 dropped exactly as its ``benchmarks.py`` does. The files record no costs: each call is priced
-from its token counts and the list prices in ``model_prices.json``.
+from its token counts and the list prices in ``model_prices.json``. RouteLLM's model names are
+already their catalog identities (``routoo.catalog``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from routoo.catalog import default_catalog
 from routoo.data.costs import Prices, answer_tokens, call_costs, dataset_price_book, prompt_tokens
 from routoo.data.dataset import RoutingDataset
 from routoo.data.download import RemoteFiles
@@ -89,8 +91,11 @@ def load_routellm_mmlu(root: Path, prices: Prices = None) -> RoutingDataset:
             categories.append(domain)
             source_ids.append(f"{domain}/{row_number}")
     report_dropped("routellm-mmlu", dropped, "contaminated prompts (RouteLLM's contaminated_prompts.jsonl)")
-    output_tokens = np.full((len(prompts), len(MODELS)), MMLU_ANSWER_TOKENS, dtype=np.float64)
-    return _priced("routellm-mmlu", prompts, quality, output_tokens, categories, source_ids, prices)
+    # Costed as one-letter answers; the set records no answers, so their lengths stay unknown (NaN).
+    answer_tokens = np.full((len(prompts), len(MODELS)), MMLU_ANSWER_TOKENS, dtype=np.float64)
+    return _priced(
+        "routellm-mmlu", prompts, quality, answer_tokens, categories, source_ids, prices, recorded=False
+    )
 
 
 def load_routellm_gsm8k(root: Path, prices: Prices = None) -> RoutingDataset:
@@ -218,19 +223,23 @@ def _priced(
     categories: list[str | None] | None,
     source_ids: list[str],
     prices: Prices,
+    *,
+    recorded: bool = True,
 ) -> RoutingDataset:
+    """The set with its costs; ``recorded`` False: ``output_tokens`` were assumed, kept only in the costs."""
     if not prompts:
         raise DataError(f"dataset {name!r}: the source files hold no prompts")
     input_tokens = prompt_tokens(prompts)
+    models = [default_catalog().canonical_name(model) for model in MODELS]
     book = dataset_price_book("routellm", prices)
     return RoutingDataset(
         name=name,
         prompts=prompts,
-        models=list(MODELS),
+        models=models,
         quality=np.asarray(quality, dtype=np.float64),
-        cost=call_costs(book, MODELS, input_tokens, output_tokens),
+        cost=call_costs(book, models, input_tokens, output_tokens),
         input_tokens=input_tokens,
-        output_tokens=output_tokens,
+        output_tokens=output_tokens if recorded else np.full(output_tokens.shape, np.nan),
         categories=categories,
         source_ids=source_ids,
     )

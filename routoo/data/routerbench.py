@@ -2,7 +2,9 @@
 
 Each ``<task>_{train,test}.csv`` row holds a prompt (a stringified Python list of parts),
 a 0/1 score per model (the column named after the model), what each call really cost
-(``<model>|total_cost``, USD) and its response (``<model>|model_response``).
+(``<model>|total_cost``, USD) and its response (``<model>|model_response``). Models are named
+by their catalog identities (``routoo.catalog``): ``mistralai/mixtral-8x7b-chat`` is
+``mistralai/Mixtral-8x7B-Instruct-v0.1``.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from routoo.catalog import default_catalog
 from routoo.data.costs import Prices, answer_tokens, prompt_tokens
 from routoo.data.dataset import RoutingDataset
 from routoo.data.download import RemoteFiles
@@ -79,7 +82,7 @@ def load_routerbench(root: Path, prices: Prices = None) -> RoutingDataset:
     return RoutingDataset(
         name="routerbench",
         prompts=prompts,
-        models=list(MODELS),
+        models=[default_catalog().canonical_name(model) for model in MODELS],
         quality=np.asarray(quality, dtype=np.float64),
         cost=np.asarray(cost, dtype=np.float64),
         input_tokens=prompt_tokens(prompts),

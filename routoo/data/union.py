@@ -16,7 +16,7 @@ def concat_datasets(datasets: Sequence[RoutingDataset], name: str | None = None)
 
     A model that a set does not have gets NaN (masked) quality, cost and output tokens on
     that set's prompts; categories are prefixed with the set's name so they stay distinct,
-    and so are source ids.
+    and so are source ids. Each prompt keeps its source (``RoutingDataset.row_sources``).
     """
     if not datasets:
         raise DataError("concat_datasets needs at least one dataset")
@@ -56,6 +56,7 @@ def concat_datasets(datasets: Sequence[RoutingDataset], name: str | None = None)
         source_ids=[
             f"{d.name}:{source}" for d in datasets for source in (d.source_ids or map(str, range(len(d))))
         ],
+        sources=[source for d in datasets for source in d.row_sources()],
         battles=[
             replace(b, prompt_index=b.prompt_index + int(offset))
             for d, offset in zip(datasets, offsets, strict=False)

@@ -36,18 +36,26 @@ class Objective:
     loss: Callable[[torch.Tensor, np.ndarray], torch.Tensor]  # (logits of the items' prompts, items)
 
 
-def make_objective(dataset: RoutingDataset, loss: Loss, kind: str) -> Objective:
-    """The objective for ``dataset``: its quality records under ``loss``, else its battles."""
+def make_objective(dataset: RoutingDataset, loss: Loss, kind: str, source_balance: float = 0.0) -> Objective:
+    """The objective for ``dataset``: its quality records under ``loss``, else its battles.
+
+    ``source_balance`` weighs each source's records by ``1 / records ** source_balance``
+    (0: every record alike; 1: every source alike), so that a small set pooled with large
+    ones still shapes the shared parameters.
+    """
     mode = training_mode(dataset, kind, stacklevel=5)
     if mode == "quality":
         rows = np.flatnonzero(dataset.mask.any(axis=1))  # prompts without records add nothing
         quality = torch.from_numpy(dataset.quality[rows].astype(np.float32))
         observed, target = ~torch.isnan(quality), torch.nan_to_num(quality)
+        weight = observed.float()
+        if source_balance:
+            weight = weight * torch.from_numpy(_source_weights(dataset, rows, source_balance))[:, None]
         ranking = {"bce": None, "pairwise": pairwise_loss, "listwise": listwise_loss}[loss]
 
         def quality_loss(logits: torch.Tensor, items: np.ndarray) -> torch.Tensor:
             index = torch.from_numpy(items)
-            total = masked_bce(logits, target[index], observed[index])
+            total = masked_bce(logits, target[index], weight[index])
             if ranking is not None:
                 total = total + ranking(logits, target[index], observed[index])
             return total
@@ -67,6 +75,16 @@ def make_objective(dataset: RoutingDataset, loss: Loss, kind: str) -> Objective:
     return Objective(mode, rows, np.full(len(dataset.models), 0.5), battle_loss)
 
 
+def _source_weights(dataset: RoutingDataset, rows: np.ndarray, balance: float) -> np.ndarray:
+    """Per-row weights ``1 / records_of_its_source ** balance``, averaging 1 over the records."""
+    sources = np.array(dataset.row_sources())[rows]
+    records = dataset.mask[rows].sum(axis=1)
+    names, index = np.unique(sources, return_inverse=True)
+    per_source = np.bincount(index, weights=records, minlength=len(names))
+    weights = per_source[index] ** -balance
+    return (weights * records.sum() / (weights * records).sum()).astype(np.float32)
+
+
 def prior_logits(prior: np.ndarray) -> torch.Tensor:
     """Each model's average quality as a float32 logit: where an output bias starts.
 
@@ -75,10 +93,10 @@ def prior_logits(prior: np.ndarray) -> torch.Tensor:
     return torch.logit(torch.tensor(prior, dtype=torch.float32), eps=1e-3)
 
 
-def masked_bce(logits: torch.Tensor, target: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
-    """Mean binary cross-entropy over the observed entries, with soft targets in [0, 1]."""
+def masked_bce(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Weighted mean binary cross-entropy, soft targets in [0, 1]; ``weight`` is 0 where missing."""
     per_entry = functional.binary_cross_entropy_with_logits(logits, target, reduction="none")
-    return (per_entry * observed).sum() / observed.sum().clamp(min=1)
+    return (per_entry * weight).sum() / weight.sum().clamp(min=1)
 
 
 def pairwise_loss(logits: torch.Tensor, target: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:

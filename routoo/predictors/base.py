@@ -6,8 +6,9 @@ answer a prompt. Like a scikit-learn estimator, its constructor only stores sett
 checks them against the class's declared constraints and learns from a
 ``RoutingDataset``, and ``predict`` answers with a prompts x models array of expected
 quality in [0, 1]. ``save``/``load`` write a directory holding ``config.json`` and
-``weights.safetensors``; nothing is pickled. ``routoo.predictors.check_predictor`` checks
-that a predictor keeps this contract.
+``weights.safetensors``; nothing is pickled, and the config binds the folder's weights by
+their hashes and its paths to the folder (``_folder``). ``routoo.predictors.check_predictor``
+checks that a predictor keeps this contract.
 """
 
 from __future__ import annotations
@@ -28,6 +29,15 @@ from safetensors.numpy import load_file, save_file
 
 from routoo.data.dataset import RoutingDataset
 from routoo.errors import ConfigError, DataError, PredictorError, PredictorLoadError
+from routoo.output_lengths import OutputLengths
+from routoo.predictors._folder import (
+    HASHES_KEY,
+    check_finite,
+    check_hashes,
+    resolved_paths,
+    stored_paths,
+    weight_hashes,
+)
 from routoo.predictors.constraints import Constraint, one_of
 from routoo.prompts import PROMPT_VIEWS, Prompt, PromptView, prompt_texts
 
@@ -44,12 +54,22 @@ class Predictor(ABC):
     As in scikit-learn, ``__init__`` names every setting and stores each under its own name,
     doing nothing else; ``_parameter_constraints`` declares what each setting's value must be.
     Fitted attributes end in an underscore: ``models_`` (model names, the column order of
-    ``predict``), ``train_fingerprint_`` (the training data's content hash) and
-    ``output_tokens_`` (mean output tokens per model in the training data, where known).
+    ``predict``), ``train_fingerprint_`` (the training data's content hash),
+    ``output_tokens_`` (mean output tokens per model in the training data, where known) and
+    ``output_lengths_`` (expected output tokens per prompt and model, learned from the
+    answers the data records: ``routoo.output_lengths``; None without any).
     """
 
     kind: ClassVar[str]
+    # Fewer labelled prompts per model than this and the kind tends to predict the same
+    # scores for every prompt: ``fit`` warns (kinds that learn a network set it).
+    min_labels_per_model: ClassVar[int] = 0
+    # True for a kind that adds the data's models to those of a trained base (``onboarded``):
+    # its ``models_`` holds the base's models and the data's, not the data's alone.
+    extends_base_models: ClassVar[bool] = False
     _parameter_constraints: ClassVar[dict[str, Constraint]] = {"prompt_view": one_of(*PROMPT_VIEWS)}
+    # Saved tensors where NaN marks a missing record; every other weight must be finite.
+    _tensors_with_gaps: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, prompt_view: PromptView = "last_user") -> None:
         self.prompt_view = prompt_view
@@ -63,7 +83,9 @@ class Predictor(ABC):
         self.models_ = list(dataset.models)
         self.train_fingerprint_ = dataset.fingerprint()
         self.output_tokens_ = _mean_output_tokens(dataset)
+        self.output_lengths_ = OutputLengths.fit(dataset, prompt_texts(dataset.prompts, self.prompt_view))
         self._fit(dataset)
+        _warn_on_small_or_collapsed(self, dataset)
         return self
 
     def predict(self, prompts: Sequence[Prompt]) -> np.ndarray:
@@ -75,6 +97,13 @@ class Predictor(ABC):
             return np.zeros((0, len(self.models_)))
         scores = self._predict_texts(prompt_texts(prompts, self.prompt_view))
         return np.clip(np.asarray(scores, dtype=np.float64), 0.0, 1.0)
+
+    def unfamiliar(self, prompts: Sequence[Prompt]) -> np.ndarray | None:
+        """True for each prompt far outside what the predictor was trained on; None if the kind cannot tell.
+
+        Its predictions for such a prompt are an extrapolation: the Router says so in the decision.
+        """
+        return None
 
     @property
     def models(self) -> list[str]:
@@ -134,27 +163,39 @@ class Predictor(ABC):
 
     # ---------------------------------------------------------------------- persistence
     def save(self, directory: str | Path) -> Path:
-        """Write ``config.json`` and ``weights.safetensors`` into ``directory``."""
+        """Write ``config.json`` and ``weights.safetensors`` into ``directory``.
+
+        The config records the sha256 of every weights file in the folder, and path settings
+        relative to it (a file or folder elsewhere is copied in): see ``_folder``.
+        """
         self._check_fitted()
         path = Path(directory)
         path.mkdir(parents=True, exist_ok=True)
         tensors, extra = self._state()
+        check_finite(tensors, self._tensors_with_gaps, path / WEIGHTS_FILE, PredictorError)
         save_file({name: np.ascontiguousarray(array) for name, array in tensors.items()}, path / WEIGHTS_FILE)
+        params = stored_paths(self.get_params(), path)  # copies what lies outside into the folder
         config = {
             "routoo_predictor": self.kind,
             "format_version": FORMAT_VERSION,
-            "params": self.get_params(),
+            "params": params,
             "models": self.models_,
             "train_fingerprint": self.train_fingerprint_,
             "output_tokens": self.output_tokens_,
+            "output_lengths": None if self.output_lengths_ is None else self.output_lengths_.to_json(),
             "state": extra,
+            HASHES_KEY: weight_hashes(path, (CONFIG_FILE, WEIGHTS_FILE)),
         }
         (path / CONFIG_FILE).write_text(json.dumps(config, indent=2, allow_nan=False) + "\n")
         return path
 
     @classmethod
     def load(cls: type[P], directory: str | Path) -> P:
-        """Read a directory written by ``save`` of this predictor kind."""
+        """Read a directory written by ``save`` of this predictor kind.
+
+        Refused (``PredictorLoadError`` saying why): weights whose hash is not the one saved,
+        weights holding NaN or infinity, a path setting that leads out of the folder.
+        """
         path = Path(directory)
         config = read_config(path)
         if config["routoo_predictor"] != cls.kind:
@@ -162,12 +203,14 @@ class Predictor(ABC):
                 f"{path} holds a {config['routoo_predictor']!r} predictor, not {cls.kind!r}; "
                 "use routoo.load_predictor to load any kind"
             )
+        check_hashes(path, config, path / CONFIG_FILE)
         try:
             tensors = load_file(path / WEIGHTS_FILE)
         except (SafetensorError, OSError, ValueError) as error:
             raise PredictorLoadError(f"{path / WEIGHTS_FILE} is missing or corrupted: {error}") from error
+        check_finite(tensors, cls._tensors_with_gaps, path / WEIGHTS_FILE, PredictorLoadError)
         try:
-            predictor = cls(**config["params"])
+            predictor = cls(**resolved_paths(config["params"], path, path / CONFIG_FILE))
         except TypeError as error:
             raise PredictorLoadError(
                 f"{path / CONFIG_FILE}: settings do not fit {cls.__name__}: {error}"
@@ -175,6 +218,8 @@ class Predictor(ABC):
         predictor.models_ = list(config["models"])
         predictor.train_fingerprint_ = config["train_fingerprint"]
         predictor.output_tokens_ = config.get("output_tokens") or {}
+        lengths = config.get("output_lengths")
+        predictor.output_lengths_ = None if lengths is None else OutputLengths.from_json(lengths)
         try:
             predictor._set_state(tensors, config.get("state") or {})
         except (KeyError, ValueError, RuntimeError) as error:
@@ -229,6 +274,41 @@ def read_config(path: Path) -> dict[str, Any]:
         if key not in config:
             raise PredictorLoadError(f"{file} lacks {key!r}")
     return config
+
+
+# Prompts of the training data a fitted predictor re-predicts to see whether it collapsed.
+COLLAPSE_CHECK_PROMPTS = 64
+
+
+def _warn_on_small_or_collapsed(predictor: Predictor, dataset: RoutingDataset) -> None:
+    """Warn when a model has too few labels for the kind, or its predictions ignore the prompt."""
+    labelled = dict(zip(dataset.models, dataset.mask.sum(axis=0).tolist(), strict=True))
+    few = {model: count for model, count in labelled.items() if 0 < count < predictor.min_labels_per_model}
+    if few:
+        warnings.warn(
+            f"{predictor.kind} learns little from fewer than {predictor.min_labels_per_model} labelled "
+            f"prompts per model ({few}); onboard such models onto a trained predictor instead "
+            "(routoo onboard, or OnboardedPredictor: a prior plus these labels), or use knn",
+            UserWarning,
+            stacklevel=3,
+        )
+    rows = np.flatnonzero(dataset.mask.any(axis=1))[:COLLAPSE_CHECK_PROMPTS]
+    if len(rows) < 2:
+        return
+    spread = np.ptp(predictor.predict([dataset.prompts[i] for i in rows]), axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a model without records here: all NaN
+        varied = np.nan_to_num(
+            np.nanmax(dataset.quality[rows], axis=0) - np.nanmin(dataset.quality[rows], axis=0)
+        )
+    collapsed = [m for m, s, v in zip(predictor.models_, spread, varied, strict=False) if s < 1e-3 and v > 0]
+    if collapsed:
+        warnings.warn(
+            f"the {predictor.kind} predictor gives {collapsed} the same score on every training prompt, "
+            "although their labels differ: it has collapsed (too few labels, or too little training)",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def _mean_output_tokens(dataset: RoutingDataset) -> dict[str, float]:

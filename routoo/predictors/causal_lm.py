@@ -80,6 +80,7 @@ class CausalLMPredictor(Predictor):
     """
 
     kind = "causal-lm"
+    min_labels_per_model = 200
     _parameter_constraints: ClassVar[dict[str, Constraint]] = {
         **Predictor._parameter_constraints,
         **TRAINING_CONSTRAINTS,

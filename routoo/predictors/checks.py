@@ -195,7 +195,11 @@ def _check_fit(make: Callable[[], Predictor], dataset: RoutingDataset) -> Predic
         "or fork torch's (torch.random.fork_rng)"
     )
     assert predictor.get_params() == params, "fit must not change the settings"
-    assert predictor.models_ == list(dataset.models), f"models_ is {predictor.models_}, not the dataset's"
+    if predictor.extends_base_models:
+        missing = [model for model in dataset.models if model not in predictor.models_]
+        assert not missing, f"models_ lacks the dataset's {missing}"
+    else:
+        assert predictor.models_ == list(dataset.models), f"models_ is {predictor.models_}, not the dataset's"
     assert predictor.train_fingerprint_ == dataset.fingerprint(), "train_fingerprint_ is not the dataset's"
     return predictor
 

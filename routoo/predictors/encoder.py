@@ -50,6 +50,7 @@ class EncoderPredictor(Predictor):
     """
 
     kind = "encoder"
+    min_labels_per_model = 200
     _parameter_constraints: ClassVar[dict[str, Constraint]] = {
         **Predictor._parameter_constraints,
         **TRAINING_CONSTRAINTS,

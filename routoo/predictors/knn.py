@@ -58,6 +58,7 @@ class KNNPredictor(Predictor):
     """
 
     kind = "knn"
+    _tensors_with_gaps = frozenset({"quality", "global_mean"})  # NaN: no record of that model there
     _parameter_constraints: ClassVar[dict[str, Constraint]] = {
         **Predictor._parameter_constraints,
         "k": integer(minimum=1) | one_of("auto"),

@@ -22,6 +22,7 @@ PREDICTOR_CLASSES: dict[str, str] = {
     "encoder": "routoo.predictors.encoder:EncoderPredictor",
     "causal-lm": "routoo.predictors.causal_lm:CausalLMPredictor",
     "ensemble": "routoo.predictors.ensemble:EnsemblePredictor",
+    "onboarded": "routoo.predictors.onboarded:OnboardedPredictor",
 }
 PREDICTOR_KINDS: tuple[str, ...] = tuple(PREDICTOR_CLASSES)
 DEFAULT_PREDICTOR_DIR = Path(__file__).resolve().parent.parent / "default_predictor"

@@ -7,7 +7,14 @@ import threading
 
 import pytest
 
-from routoo.budget import MAX_TRADEOFF_PRESSURE, Budget, SpendRecord, budget_scope, open_budgets
+from routoo.budget import (
+    MAX_TRADEOFF_PRESSURE,
+    Budget,
+    SpendRecord,
+    budget_scope,
+    carry_budgets,
+    open_budgets,
+)
 from routoo.errors import BudgetExceededError, ConfigError, RoutooError
 
 
@@ -151,3 +158,24 @@ def test_concurrent_reservations_never_pass_a_hard_limit() -> None:
     assert 99 <= len(granted) == len(budget.records) <= 100  # float sums may stop one short
     assert budget.spent <= 1.0 + 1e-9
     assert budget.spent == pytest.approx(0.01 * len(granted))
+
+
+def test_a_reservation_says_why_and_a_refusal_repeats_it() -> None:
+    budget = Budget(0.01, name="why")
+    reservation = budget.reserve(0.004, "gpt: 10 prompt + up to 100 output tokens")
+    assert reservation.why == "gpt: 10 prompt + up to 100 output tokens"
+    with pytest.raises(BudgetExceededError, match=r"reserving \$0\.007 \(gpt: 10 prompt \+ up to 100"):
+        budget.reserve(0.007, "gpt: 10 prompt + up to 100 output tokens")
+
+
+def test_carry_budgets_binds_a_function_to_the_open_budgets_in_any_thread() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with budget_scope(1.0) as outer, budget_scope(Budget(0.5, mode="soft")) as inner:
+        carried = carry_budgets(open_budgets)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        assert pool.submit(open_budgets).result() == ()
+        assert set(pool.map(lambda _: carried(), range(8))) == {(outer, inner)}
+    with budget_scope(outer), budget_scope(2.0) as own:
+        assert carried() == (outer, inner, own)  # scopes open where it runs nest inside, each once
+    assert open_budgets() == ()

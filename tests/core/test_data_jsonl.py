@@ -42,7 +42,7 @@ def test_score_lines(tmp_path):
                 "output_tokens": {"dear": 40},
             },
             "",  # blank lines are skipped
-            {"prompt": "Say hi.", "scores": {"cheap": True}, "output_tokens": {"cheap": 3}},
+            {"prompt": "Say hi.", "scores": {"cheap": 1}, "output_tokens": {"cheap": 3}},
         ],
     )
     dataset = load_jsonl(path, prices=PRICES)
@@ -56,7 +56,7 @@ def test_score_lines(tmp_path):
     tokens = count_tokens("What is 2 + 2?")
     assert dataset.input_tokens[0] == tokens
     # No costs on line 1: tokens x prices, with the default output length.
-    assert dataset.output_tokens[0, 0] == DEFAULT_OUTPUT_TOKENS
+    assert np.isnan(dataset.output_tokens[0, 0])  # not recorded: the cost assumes DEFAULT_OUTPUT_TOKENS
     assert dataset.cost[0, 1] == pytest.approx(tokens * 1e-5 + DEFAULT_OUTPUT_TOKENS * 3e-5)
     assert dataset.cost[1, 1] == 0.02  # recorded cost kept as is
     assert dataset.cost[2, 0] == pytest.approx(count_tokens("Say hi.") * 1e-7 + 3 * 2e-7)
@@ -70,6 +70,26 @@ def test_costs_fall_back_to_litellm_prices(tmp_path):
     )
     dataset = load_jsonl(path)
     assert dataset.cost[0, 0] == pytest.approx(PriceBook().cost("gpt-4o-mini", count_tokens("Hello"), 10))
+
+
+def test_models_take_their_catalog_names(tmp_path):
+    path = write(
+        tmp_path / "d.jsonl",
+        [
+            {
+                "prompt": "Hello",
+                "scores": {"openai/gpt-4o": 0.5, "Meta-Llama-3_1-8B-Instruct": 1},
+                "costs": {"openai/gpt-4o": 0.01, "Meta-Llama-3_1-8B-Instruct": 0.001},
+            },
+            {"prompt": "Hi", "model_a": "openai/gpt-4o", "model_b": "my-own-model", "winner": "tie"},
+        ],
+    )
+    dataset = load_jsonl(path)
+    assert dataset.models == ["gpt-4o", "meta-llama/Llama-3.1-8B-Instruct", "my-own-model"]
+    assert (dataset.battles[0].model_a, dataset.battles[0].model_b) == ("gpt-4o", "my-own-model")
+    twice = write(tmp_path / "twice.jsonl", [{"prompt": "Hi", "scores": {"gpt-4o": 1, "openai/gpt-4o": 0}}])
+    with pytest.raises(DataError, match=r"\['gpt-4o', 'openai/gpt-4o'\] are one model, 'gpt-4o'"):
+        load_jsonl(twice)
 
 
 def test_unknown_price_names_model_and_file(tmp_path):

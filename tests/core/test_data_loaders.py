@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from routoo.catalog import default_catalog
 from routoo.data import DATASETS, list_datasets, load_dataset, mmlu_pro, routellm, routerbench
 from routoo.data.cache import entry_dir
 from routoo.data.costs import DEFAULT_OUTPUT_TOKENS, dataset_price_book
@@ -76,8 +77,11 @@ def test_routellm_mmlu(tmp_path, caplog):
     assert dataset.quality[:, 1].tolist() == [1.0] * len(dataset)
     first = dataset.prompts[0]
     assert dataset.quality[0].tolist() == [1.0, 1.0] and dataset.source_ids[0] == "abstract_algebra/1"
-    np.testing.assert_array_equal(dataset.output_tokens, routellm.MMLU_ANSWER_TOKENS)
-    assert dataset.cost[0, 1] == pytest.approx(expected_cost("routellm", STRONG, first, 1))
+    # No answers are recorded: lengths stay unknown, the costs assume one-letter answers.
+    assert np.isnan(dataset.output_tokens).all()
+    assert dataset.cost[0, 1] == pytest.approx(
+        expected_cost("routellm", STRONG, first, routellm.MMLU_ANSWER_TOKENS)
+    )
     assert dataset.cost[0, 1] > dataset.cost[0, 0] > 0
 
 
@@ -234,7 +238,8 @@ def test_routerbench(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="routoo.data"):
         dataset = load_routerbench(tmp_path)
     assert "routerbench: dropped 1 rows that no model has a score for" in caplog.text
-    assert len(dataset) == 11 and dataset.models == list(routerbench.MODELS)
+    assert len(dataset) == 11
+    assert dataset.models == [default_catalog().canonical_name(model) for model in routerbench.MODELS]
     assert dataset.prompts[0] == "arc_challenge train prompt 0\nsecond part"
     assert dataset.source_ids[0] == "arc_challenge.train.0" and dataset.categories[0] == "arc_challenge"
     np.testing.assert_allclose(
@@ -290,7 +295,7 @@ def test_llmrouter(tmp_path):
     assert dataset.categories == ["cluster 1", "cluster 0", None]
     assert dataset.source_ids == ["train/0", "train/1", "test/0"]
     np.testing.assert_array_equal(dataset.quality, [[0.0, 1.0], [0.5, 1.0], [1.0, np.nan]])
-    np.testing.assert_array_equal(dataset.output_tokens, DEFAULT_OUTPUT_TOKENS)
+    assert np.isnan(dataset.output_tokens).all()  # no answers recorded; costed at DEFAULT_OUTPUT_TOKENS
     tokens = count_tokens("Solve x + 1 = 2.")
     assert dataset.cost[0, 0] == pytest.approx(tokens * 0.2e-6 + DEFAULT_OUTPUT_TOKENS * 0.4e-6)
     assert dataset.cost[0, 1] == pytest.approx((tokens + DEFAULT_OUTPUT_TOKENS) * 0.9e-6)
@@ -315,6 +320,8 @@ def mmlu_pro_record(qid: int, model_index: int) -> dict[str, object]:
     if qid == 1 and model_index == 2:
         pred = None  # no answer extracted: counts as wrong
     output = "model_outputs" if model_index % 2 else "generated_text"
+    if model_index >= len(mmlu_pro.MODELS):
+        output = "response"  # the API runs' field
     return {
         "question_id": qid,
         "question": f"Question number {qid}?",
@@ -340,6 +347,18 @@ def make_mmlu_pro(root: Path) -> None:
             records.insert(2, "total")  # a stray non-record entry, as in DeepSeek-Coder-V2's run
         with zipfile.ZipFile(folder / f"model_outputs_{model}_5shots.zip", "w") as archive:
             archive.writestr(f"model_outputs_{model}_5shots.json", json.dumps(records))
+    (folder / "api_runs").mkdir()
+    for index, run in enumerate(mmlu_pro.API_RUNS, start=len(mmlu_pro.MODELS)):
+        # The deepseek run lacks question 3, which every other run answered: a masked record.
+        by_category: dict[str, list[object]] = {}
+        for qid in range(6):
+            if not (run == "deepseek" and qid == 3):
+                record = mmlu_pro_record(qid, index)
+                by_category.setdefault(str(record["category"]), []).append(record)
+        with zipfile.ZipFile(folder / f"api_runs/{run}_results.zip", "w") as archive:
+            for category, records in by_category.items():
+                archive.writestr(f"{run}/{category}_result.json", json.dumps(records))
+                archive.writestr(f"{run}/{category}_summary.json", json.dumps({"total": {"corr": 1.0}}))
 
 
 def test_mmlu_pro_joins_runs_and_reports_drops(tmp_path, caplog):
@@ -347,23 +366,27 @@ def test_mmlu_pro_joins_runs_and_reports_drops(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="routoo.data"):
         dataset = load_mmlu_pro(tmp_path)
     assert (
-        "mmlu-pro: dropped 1 of 6 questions not answered by every model (DeepSeek-Coder-V2 lacks 1)"
+        "mmlu-pro: dropped 1 of 6 questions not answered by all 29 published runs (DeepSeek-Coder-V2 lacks 1)"
         in caplog.text
     )
     assert (
         "mmlu-pro: dropped 1 entries of DeepSeek-Coder-V2's run that are not question records" in caplog.text
     )
-    assert len(dataset) == 5 and dataset.models == list(mmlu_pro.MODELS)
+    assert len(dataset) == 5 and dataset.models == mmlu_pro.model_names()
+    assert dataset.models[-2:] == ["gpt-4o", "deepseek-ai/DeepSeek-V2-Chat"]
     assert dataset.source_ids == ["0", "1", "2", "3", "4"]
     assert dataset.categories == ["math", "law", "math", "law", "math"]
     assert dataset.prompts[1] == format_question("Question number 1?", ["one", "two", "three", "four"])
     assert dataset.prompts[1].startswith("Question:\nQuestion number 1?\nOptions:\nA. one\nB. two\n")
-    expected = [[float(bool((qid + m) % 3)) for m in range(29)] for qid in range(5)]
+    expected = [[float(bool((qid + m) % 3)) for m in range(31)] for qid in range(5)]
     expected[1][2] = 0.0
+    expected[3][30] = np.nan  # the deepseek run lacks question 3: masked, not dropped
     np.testing.assert_array_equal(dataset.quality, expected)
     record = mmlu_pro_record(3, 4)
     assert dataset.output_tokens[3, 4] == count_tokens(record["generated_text"])
-    assert np.isfinite(dataset.cost).all() and (dataset.cost > 0).all()
+    assert dataset.output_tokens[4, 29] == count_tokens(mmlu_pro_record(4, 29)["response"])
+    assert np.isnan(dataset.output_tokens[3, 30]) and np.isnan(dataset.cost[3, 30])
+    assert np.isfinite(dataset.cost[dataset.mask]).all() and (dataset.cost[dataset.mask] > 0).all()
 
 
 def test_mmlu_pro_second_load_comes_from_the_cache(tmp_path):
@@ -390,7 +413,7 @@ def test_mmlu_pro_prices_are_applied_at_load_time(tmp_path):
     make_mmlu_pro(tmp_path)
     load_mmlu_pro(tmp_path)
     free = load_mmlu_pro(tmp_path, prices={"gemma-7b": ModelPrice(0.0, 0.0)})
-    assert (free.cost[:, free.models.index("gemma-7b")] == 0).all()
+    assert (free.cost[:, free.models.index("google/gemma-7b")] == 0).all()
 
 
 # ------------------------------------------------------------------ registry

@@ -48,6 +48,7 @@ CASES: list[tuple[str, dict[str, Any]]] = [
             ]
         },
     ),
+    ("onboarded", {"base": "default"}),  # the planted models, onboarded onto the shipped default
 ]
 KINDS = [kind for kind, _ in CASES]
 # Kinds whose training is marked slow, as in test_predictors_transformer.py (CI still runs them).
@@ -108,16 +109,20 @@ def test_keeps_the_predictor_contract(
 ) -> None:
     kind, params = trained_case
     fitted_by_kind[kind] = checked_and_fitted(kind, params, planted_dataset)
-    assert fitted_by_kind[kind].models_ == ["math-model", "poet-model", "big-model"]
+    planted = ["math-model", "poet-model", "big-model"]
+    models = fitted_by_kind[kind].models_
+    # An onboarded predictor adds the planted models to its base's.
+    assert (models[-3:] if fitted_by_kind[kind].extends_base_models else models) == planted
 
 
 def test_learns_the_planted_pattern(fitted: Predictor) -> None:
-    scores = fitted.predict(HELD_OUT)
-    math_model, poet_model = fitted.models_.index("math-model"), fitted.models_.index("poet-model")
+    planted = ["math-model", "poet-model", "big-model"]
+    scores = fitted.predict(HELD_OUT)[:, [fitted.models_.index(model) for model in planted]]
+    math_model, poet_model = 0, 1
     # The cheap specialist predicted better is the right one...
     assert np.mean((scores[:, math_model] > scores[:, poet_model]) == IS_MATH) >= 0.9
     # ...and the predicted best model of all answers correctly (big-model always does).
-    best = np.array(fitted.models_)[scores.argmax(axis=1)]
+    best = np.array(planted)[scores.argmax(axis=1)]
     assert np.mean(np.where(IS_MATH, best != "poet-model", best != "math-model")) >= 0.9
 
 
@@ -239,7 +244,8 @@ def test_check_predictor_names_the_check_a_broken_predictor_fails(broken: type, 
 
 # ---------------------------------------------------------------------------- registry
 def test_registry_is_the_one_list_of_kinds() -> None:
-    assert PREDICTOR_KINDS == tuple(PREDICTOR_CLASSES) == ("knn", "mf", "encoder", "causal-lm", "ensemble")
+    kinds = ("knn", "mf", "encoder", "causal-lm", "ensemble", "onboarded")
+    assert PREDICTOR_KINDS == tuple(PREDICTOR_CLASSES) == kinds
     assert {predictor_class(kind).kind for kind in KINDS} == set(KINDS)
     for kind, path in PREDICTOR_CLASSES.items():  # the lazy exports come from the registry
         assert getattr(routoo.predictors, path.split(":")[1]) is predictor_class(kind)
@@ -277,7 +283,8 @@ def test_load_default_says_how_to_get_one_when_absent(
 def test_load_default_loads_the_shipped_directory(
     fitted: Predictor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-
+    if fitted.kind == "onboarded":
+        pytest.skip("an onboarded predictor's base is the default: it cannot be the default itself")
     fitted.save(tmp_path)
     monkeypatch.setattr(registry, "DEFAULT_PREDICTOR_DIR", tmp_path)
     np.testing.assert_array_equal(load_default().predict(HELD_OUT[:5]), fitted.predict(HELD_OUT[:5]))

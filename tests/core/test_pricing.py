@@ -136,10 +136,10 @@ def test_dataset_prices_never_fall_back_to_litellm():
 
 def test_bundled_prices_cover_every_model_without_recorded_costs():
     assert set(bundled_price_entries("routellm")) == set(routellm.MODELS)
-    assert set(bundled_price_entries("mmlu-pro")) == set(mmlu_pro.MODELS)
+    assert set(bundled_price_entries("mmlu-pro")) == set(mmlu_pro.model_names())
     assert len(bundled_price_entries("llmrouter")) == 9
     book = dataset_price_book("mmlu-pro")
-    for model in mmlu_pro.MODELS:
+    for model in mmlu_pro.model_names():
         assert book.price(model).output_cost_per_token > 0
 
 

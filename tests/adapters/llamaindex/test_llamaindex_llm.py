@@ -330,9 +330,9 @@ def test_a_budget_scope_charges_every_call_inside_it(llm: RoutooLLM) -> None:
 
 def test_a_spent_hard_budget_stops_further_calls(llm: RoutooLLM, scripted: ScriptedLLM) -> None:
     record = llm.chat(user(POEM_PROMPT)).additional_kwargs
-    estimate = next(c for c in record["routoo_decision"]["candidates"] if c["model"] == "scripted/tiny")
-    # Room for one call's estimate, but once it is spent not for another (tiny is the cheapest).
-    limit = estimate["estimated_cost"] + record["cost_usd"] / 2
+    tiny = next(c for c in record["routoo_decision"]["candidates"] if c["model"] == "scripted/tiny")
+    # Room for the most one call can cost, but once it is spent not for another (tiny is the cheapest).
+    limit = tiny["cost_bound"] + record["cost_usd"] / 2
     with budget_scope(Budget(limit, mode="hard")) as budget:
         llm.chat(user(POEM_PROMPT))
         with pytest.raises(BudgetExceededError, match="left"):

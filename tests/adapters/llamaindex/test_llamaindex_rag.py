@@ -166,7 +166,7 @@ def test_a_hard_budget_stops_a_query_between_its_calls(
     engine = index.as_query_engine(llm=llm, similarity_top_k=3, response_mode="refine")
     engine.query(QUESTION)
     candidates = llm_responses[0].additional_kwargs["routoo_decision"]["candidates"]
-    cheapest = min(candidate["estimated_cost"] for candidate in candidates)
+    cheapest = min(candidate["cost_bound"] for candidate in candidates)
     scripted.clear()
     # Enough for the cheapest first call, and no more: the refine calls after it have longer prompts.
     with budget_scope(Budget(cheapest * (1 + 1e-6), mode="hard")), pytest.raises(BudgetExceededError):
@@ -242,7 +242,7 @@ def test_a_hard_run_budget_stops_the_run_and_the_next_run_starts_afresh(
     refine_engine(index, RoutooLLM(models=POOL, predictor=recording_predictor)).query(QUESTION)
     assert len(scripted.calls) == 3
     decision = llm_responses[0].additional_kwargs["routoo_decision"]
-    cheapest = min(candidate["estimated_cost"] for candidate in decision["candidates"])
+    cheapest = min(candidate["cost_bound"] for candidate in decision["candidates"])
     # Enough for the cheapest first call, and no more: the refine calls after it have longer prompts.
     llm = RoutooLLM(models=POOL, predictor=recording_predictor, budget=cheapest * (1 + 1e-6))
     for _ in range(2):

@@ -152,10 +152,8 @@ def test_a_tight_budget_routes_tool_calls_to_the_cheaper_capable_model(llm) -> N
     free = llm.bind_tools([add]).invoke(POEM_PROMPT)
     assert free.response_metadata["model_name"] == "scripted/large"
     candidates = {c["model"]: c for c in free.response_metadata["routoo_decision"]["candidates"]}
-    # Enough for scripted/small's estimate, not for scripted/large's.
-    limit = (
-        candidates["scripted/small"]["estimated_cost"] + candidates["scripted/large"]["estimated_cost"]
-    ) / 2
+    # Enough for the most scripted/small's call could cost, not for scripted/large's.
+    limit = (candidates["scripted/small"]["cost_bound"] + candidates["scripted/large"]["cost_bound"]) / 2
     with budget_scope(limit):
         cheap = llm.bind_tools([add]).invoke(POEM_PROMPT)
     assert cheap.response_metadata["model_name"] == "scripted/small"
@@ -166,7 +164,9 @@ def test_a_tight_budget_routes_tool_calls_to_the_cheaper_capable_model(llm) -> N
 def test_chain_with_a_budget_object_in_its_config_spends_it_across_runs_and_stops(llm) -> None:
     budget = Budget(1e-4, name="chain")
     chain = (
-        ChatPromptTemplate.from_messages([("human", "{question}")]) | llm | StrOutputParser()
+        ChatPromptTemplate.from_messages([("human", "{question}")])
+        | llm.bind(max_tokens=40)
+        | StrOutputParser()
     ).with_config(configurable={"routoo_budget": budget})
     answers = []
     with pytest.raises(BudgetExceededError, match="chain"):
@@ -183,8 +183,8 @@ def test_a_usd_limit_in_the_config_is_one_budget_per_run_of_the_whole_chain(llm)
     # The cost and estimate of one poem call, to set a limit that fits exactly three of them.
     probe = llm.invoke(POEM_PROMPT)
     cost = probe.response_metadata["cost_usd"]
-    estimate = next(
-        c["estimated_cost"]
+    bound = next(
+        c["cost_bound"]
         for c in probe.response_metadata["routoo_decision"]["candidates"]
         if c["model"] == probe.response_metadata["model_name"]
     )
@@ -199,7 +199,7 @@ def test_a_usd_limit_in_the_config_is_one_budget_per_run_of_the_whole_chain(llm)
 
     calls = ModelCalls()
     chain = RunnableLambda(ten_calls).with_config(
-        configurable={"routoo_budget": 2 * cost + 1.01 * estimate}, callbacks=[calls]
+        configurable={"routoo_budget": 2 * cost + bound + cost / 2}, callbacks=[calls]
     )
     open_before = RUN_TREE.open_runs()
     assert chain.invoke(POEM_PROMPT) == 3

@@ -12,7 +12,7 @@ from conftest import POOL, ROUTER_BUILDING_SETTINGS, bad_budget_settings, saved_
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.runnables import RunnableLambda
 from langchain_core.tools import tool
-from pydantic import BaseModel
+from pydantic import BaseModel, SecretStr
 
 from langchain_routoo import Budget, RoutooChat
 from langchain_routoo.budgets import RUN_TREE
@@ -23,6 +23,7 @@ from routoo.errors import ConfigError, PredictorLoadError, UnknownModelError
 from routoo.policy import RoutingPolicy
 from routoo.predictors import load_predictor
 from routoo.router import Router
+from routoo.secrets import reveal_secrets
 from routoo.testing import register_scripted_provider
 
 
@@ -188,7 +189,9 @@ def test_standard_params_reach_litellm_through_the_router(planted_dataset, tmp_p
         api_key="sk-test",
         model_kwargs={"seed": 7},
     )
-    assert llm.router.litellm_params == {
+    # The key is kept secret on the router and revealed only in the call sent to litellm.
+    assert isinstance(llm.router.litellm_params["api_key"], SecretStr)
+    assert reveal_secrets(llm.router.litellm_params) == {
         "temperature": 0.3,
         "max_tokens": 50,
         "timeout": 20,
@@ -262,8 +265,8 @@ def test_without_router_or_models_there_is_no_pool() -> None:
 def test_routoo_errors_reach_the_caller_unwrapped(planted_dataset, tmp_path_factory, tmp_path: Path) -> None:
     register_scripted_provider()
     predictor = saved_predictor(planted_dataset, tmp_path_factory)
-    with pytest.raises(UnknownModelError, match="like="):
-        RoutooChat(models=["scripted/small"], predictor=predictor)
+    with pytest.raises(UnknownModelError, match="scored like 'nobody'"):
+        RoutooChat(models=[{"name": "scripted/small", "like": "nobody"}], predictor=predictor)
     with pytest.raises(PredictorLoadError):
         RoutooChat(models=POOL, predictor=tmp_path)
     with pytest.raises(ConfigError, match="max_fallbacks"):
