@@ -65,7 +65,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="two held-out models per set, for a smoke run")
     parser.add_argument("--no-readme", action="store_true")
+    parser.add_argument(
+        "--summarise-only", action="store_true", help="rewrite the table and plot from the saved results"
+    )
     args = parser.parse_args()
+    if args.summarise_only:
+        report(json.loads((RESULTS / "onboarding.json").read_text()), args.no_readme)
+        return
     catalog = default_catalog()
     splits = {name: train_test_split(load_dataset(name), test_fraction=0.2, seed=0) for name in SETS}
     started = time.perf_counter()
@@ -80,15 +86,26 @@ def main() -> None:
                 continue
             rows.append(held_out_model(name, set_name, splits, full))
             print(json.dumps(rows[-1]["summary"]), flush=True)
-    seconds = time.perf_counter() - started
+    saved = {
+        "minutes": round((time.perf_counter() - started) / 60),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
+        "rows": rows,
+    }
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "onboarding.json").write_text(json.dumps(rows, indent=1) + "\n")
-    table = summarise(rows)
+    (RESULTS / "onboarding.json").write_text(json.dumps(saved, indent=1) + "\n")
+    report(saved, args.no_readme)
+
+
+def report(saved: dict, no_readme: bool) -> None:
+    """The README table and the plot of a run's results."""
+    rows = saved["rows"]
     plot(rows, RESULTS / "onboarding.png")
-    machine = f"{platform.machine()}, {os.cpu_count()} CPU cores"
-    body = f"{table}\n\n_{len(rows)} held-out models; {seconds / 60:.0f} min on {machine}._"
+    body = (
+        f"{summarise(rows)}\n\n_Measured by `python benchmarks/onboarding.py`: {len(rows)} held-out "
+        f"models, {saved['minutes']} min on {saved['machine']}; plot: `benchmarks/results/onboarding.png`._"
+    )
     print(body)
-    if not args.no_readme:
+    if not no_readme:
         replace_readme_block("onboarding", body)
 
 
@@ -197,30 +214,45 @@ def three_model_pool(train: RoutingDataset, model: str) -> list[str]:
 
 
 def summarise(rows: list[dict]) -> str:
-    labels = [label for label in rows[0]["summary"] if isinstance(rows[0]["summary"][label], dict)]
+    """Means over the held-out models (random draws averaged first); the gain share as a median."""
     lines = [
         "| held-out model predicted by | AUC | Brier | pool AIQ | 3-model AIQ | share of all-labels gain |",
         "|---|---|---|---|---|---|",
     ]
-    for label in labels:
-        values = [row["summary"][label] for row in rows]
+    for label in _labels(rows[0]["summary"]):
+        values = [_averaged(row["summary"], label) for row in rows]
         gains = [_gain_share(row["summary"], label) for row in rows]
         cells = [
             _mean_se(values, "auc"),
             _mean_se(values, "brier"),
             _mean_se(values, "aiq_pool"),
             _mean_se(values, "aiq3"),
-            f"{np.median(gains):.0%} (median)",
+            f"{np.median(gains):.0%}",
         ]
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        shown = "k=0: like= moved by its aggregate score" if label == "k=0 probe" else label
+        lines.append(f"| {shown} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _labels(summary: dict) -> list[str]:
+    """The table's rows: the baselines, then each k with its probe and its random draws as one row."""
+    labels = [label for label, value in summary.items() if isinstance(value, dict)]
+    return list(dict.fromkeys(label.rstrip("0123456789") if "random" in label else label for label in labels))
+
+
+def _averaged(summary: dict, label: str) -> dict:
+    """The label's metrics; for "k=K random", the mean over its random draws."""
+    if label in summary:
+        return summary[label]
+    draws = [summary[f"{label}{draw}"] for draw in range(RANDOM_DRAWS)]
+    return {key: float(np.mean([draw[key] for draw in draws])) for key in draws[0]}
 
 
 def _gain_share(summary: dict, label: str) -> float:
     """(AIQ3 - random mix) over (AIQ3 with all labels - random mix), for one held-out model."""
-    full = summary["all labels (pooled mf)"]
+    full, measured = summary["all labels (pooled mf)"], _averaged(summary, label)
     gain = full["aiq3"] - full["aiq3_random_mix"]
-    return (summary[label]["aiq3"] - summary[label]["aiq3_random_mix"]) / gain if gain > 0 else float("nan")
+    return (measured["aiq3"] - measured["aiq3_random_mix"]) / gain if gain > 0 else float("nan")
 
 
 def _mean_se(values: list[dict], key: str) -> str:
@@ -236,14 +268,11 @@ def plot(rows: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(6, 4))
-    for how, style in (("probe", "o-"), ("random0", "s--")):
-        shares = [
-            np.median([_gain_share(r["summary"], f"k={k} {how}") for r in rows])
-            for k in KS
-            if f"k={k} {how}" in rows[0]["summary"]
-        ]
-        ks = [k for k in KS if f"k={k} {how}" in rows[0]["summary"]]
-        axis.plot(ks, shares, style, label=f"onboarded, {how.rstrip('0')} labels")
+    labels = _labels(rows[0]["summary"])
+    for how, style in (("probe", "o-"), ("random", "s--")):
+        ks = [k for k in KS if f"k={k} {how}" in labels]
+        shares = [np.median([_gain_share(r["summary"], f"k={k} {how}") for r in rows]) for k in ks]
+        axis.plot(ks, shares, style, label=f"onboarded, {how} labels")
     for label, color in (("like= alone", "grey"), ("tuned kNN, all labels", "black")):
         axis.axhline(
             np.median([_gain_share(r["summary"], label) for r in rows]), color=color, ls=":", label=label

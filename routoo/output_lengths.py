@@ -21,12 +21,14 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from routoo.data.dataset import RoutingDataset
 from routoo.errors import PredictorLoadError
+
+if TYPE_CHECKING:
+    from routoo.data.dataset import RoutingDataset
 
 RIDGE = 1.0
 FIT_ROUNDS = 10

@@ -30,7 +30,7 @@ import numpy as np
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
-from routoo.embeddings import SentenceEncoder, default_model_path
+from routoo.embeddings import SentenceEncoder, default_model_path, load_transformer
 from routoo.errors import DataError
 from routoo.paths import cache_root
 
@@ -149,11 +149,9 @@ class StaticEncoder:
         """The table: the source model's pooled embedding of every one-word-piece text ``[CLS] t [SEP]``."""
         import torch
         from tqdm.auto import tqdm
-        from transformers import AutoModel, AutoTokenizer
 
         logger.info("distilling static embeddings of %s (%d word pieces)", self.model_path.name, vocab_size)
-        tokenizer = AutoTokenizer.from_pretrained(self.model_path, local_files_only=True)
-        model = AutoModel.from_pretrained(self.model_path, local_files_only=True).eval()
+        tokenizer, model = load_transformer(self.model_path)  # safetensors only
         table = np.empty((vocab_size, self.dim), dtype=np.float32)
         progress = tqdm(total=vocab_size, desc="distilling static embeddings", unit="piece")
         with torch.inference_mode(), progress:

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import numpy as np
-from scipy.special import expit
 
 from routoo.data.dataset import RoutingDataset
 from routoo.errors import ConfigError, DataError, PredictorLoadError
@@ -33,6 +32,7 @@ from routoo.predictors._readout import (
     REFERENCES_FILE,
     benchmark_references,
     bias_shift,
+    expit,
     fit_readout,
     probe,
     readout_features,
