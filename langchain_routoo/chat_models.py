@@ -29,6 +29,7 @@ from langchain_routoo.config import RoutingOverrides, routing_overrides
 from langchain_routoo.messages import chat_result, last_chunk, message_chunk, to_litellm_messages
 from langchain_routoo.tools import StructuredOutputMethod, openai_tool_choice, structured_output
 from routoo.budget import Budget, budget_scope
+from routoo.decision_log import DecisionLog
 from routoo.errors import ConfigError
 from routoo.policy import RoutingPolicy
 from routoo.pool import ModelSpec
@@ -44,7 +45,7 @@ _OVERRIDES_KWARG = "_routoo_overrides"
 # constructor keywords, checked by ``RoutingPolicy``).
 _ROUTER_FIELDS = frozenset(
     {"models", "predictor", "prompt_view", "max_fallbacks", "temperature", "max_tokens", "timeout"}
-    | {"max_retries", "api_key", "model_kwargs"}
+    | {"max_retries", "api_key", "model_kwargs", "log"}
 )
 
 
@@ -98,6 +99,8 @@ class RoutooChat(BaseChatModel):
     model_kwargs: dict[str, Any] = Field(default_factory=dict)
     """Other litellm ``completion`` parameters sent with every call; the secrets among them
     (``routoo.secrets``: ``api_key``, ``aws_secret_access_key``, ...) are kept as ``SecretStr``."""
+    log: DecisionLog | str | Path | None = None
+    """The Router's decision log: a ``routoo.DecisionLog`` or the path of its SQLite file."""
     streaming: bool = False
     """Whether ``invoke`` streams from the provider internally (callbacks then get tokens)."""
 
@@ -146,6 +149,7 @@ class RoutooChat(BaseChatModel):
                 prompt_view=self.prompt_view,
                 max_fallbacks=self.max_fallbacks,
                 litellm_params=self._litellm_params(),
+                log=self.log,
             )
 
         self._router = router_or_build(router, given, build, "RoutooChat")

@@ -41,6 +41,7 @@ from llamaindex_routoo.question import call_question, template_question
 from llamaindex_routoo.responses import StreamAssembly, chat_response
 from llamaindex_routoo.tools import keep_first_tool_call, openai_tool_choice, tool_selections
 from routoo.budget import Budget, BudgetMode, RunBudget, budget_scope
+from routoo.decision_log import DecisionLog
 from routoo.errors import ConfigError
 from routoo.model_info import max_output_tokens
 from routoo.policy import RoutingPolicy
@@ -63,9 +64,10 @@ class RoutooLLM(FunctionCallingLLM):
     ``Settings.llm = RoutooLLM(models=[...])`` routes every call that query engines, chat
     engines and agents make, through one ``Router``: ``router=``, or one built from
     ``models``, ``predictor``, ``policy`` (``tradeoff``, ``quality_floor`` and ``max_cost``
-    are shorthand for its fields), ``prompt_view`` and ``max_fallbacks``; a router and any of
-    these is a ``ConfigError``. Per call, ``policy=`` and keywords named like its fields
-    (``model=`` pins a pool model) override the Router's policy. Each response's
+    are shorthand for its fields), ``prompt_view``, ``max_fallbacks`` and ``log`` (the
+    Router's decision log); a router and any of these is a ``ConfigError``. Per call,
+    ``policy=`` and keywords named like its fields (``model=`` pins a pool model) override
+    the Router's policy. Each response's
     ``additional_kwargs`` record the call (``llamaindex_routoo.responses``); calls with tools
     only go to tool-capable models. ``budget`` (a USD limit; ``budget_mode`` "hard" or
     "soft") gives each LlamaIndex run, a query, chat turn or agent run, its own budget for
@@ -119,6 +121,7 @@ class RoutooLLM(FunctionCallingLLM):
         question_only: bool = True,
         budget: Budget | float | None = None,
         budget_mode: BudgetMode | None = None,
+        log: DecisionLog | str | Path | None = None,
         **kwargs: Any,
     ) -> None:
         router = _router_from(
@@ -131,6 +134,7 @@ class RoutooLLM(FunctionCallingLLM):
             max_cost=max_cost,
             prompt_view=prompt_view,
             max_fallbacks=max_fallbacks,
+            log=log,
         )
         run_budget = RunBudget.coerce(budget, budget_mode)
         super().__init__(

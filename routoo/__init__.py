@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from routoo.budget import Budget, budget_scope, carry_budgets, open_budgets
     from routoo.catalog import CatalogEntry, ModelCatalog, default_catalog
     from routoo.data import RoutingDataset, concat_datasets, list_datasets, load_dataset, train_test_split
+    from routoo.decision_log import DecisionLog
     from routoo.errors import (
         AllModelsFailedError,
         BudgetExceededError,
@@ -49,6 +50,7 @@ __all__ = [
     "DataError",
     "DatasetNotFoundError",
     "DeadlineExceededError",
+    "DecisionLog",
     "EvaluationReport",
     "FaultPolicy",
     "ModelCatalog",
@@ -109,6 +111,7 @@ _EXPORTS = {
     "routoo.budget": ["Budget", "budget_scope", "carry_budgets", "open_budgets"],
     "routoo.catalog": ["CatalogEntry", "ModelCatalog", "default_catalog"],
     "routoo.faults": ["FaultPolicy"],
+    "routoo.decision_log": ["DecisionLog"],
     "routoo.predictors.onboarded": ["OnboardedPredictor", "probe"],
     "routoo.router": ["RoutedResponse", "Router", "RoutingDecision"],
 }

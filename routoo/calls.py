@@ -28,6 +28,7 @@ from routoo.ledger import Attempt, CallPlan, Ledger, RoutedResponse
 if TYPE_CHECKING:
     from litellm import ModelResponse
 
+    from routoo.decision_log import DecisionLog
     from routoo.output_lengths import ObservedLengths
     from routoo.pool import ModelPool
 
@@ -202,8 +203,9 @@ class Caller:
         max_fallbacks: int,
         cooldowns: Cooldowns | None = None,
         observed: ObservedLengths | None = None,
+        log: DecisionLog | None = None,
     ) -> None:
-        self.ledger = Ledger(pool, observed)
+        self.ledger = Ledger(pool, observed, log)
         self.max_fallbacks = max_fallbacks
         self.cooldowns = Cooldowns() if cooldowns is None else cooldowns
 

@@ -16,6 +16,8 @@ import json
 import logging
 import math
 import threading
+import time
+import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +28,7 @@ from routoo.faults import FaultPolicy
 if TYPE_CHECKING:
     from litellm import ModelResponse
 
+    from routoo.decision_log import DecisionLog
     from routoo.output_lengths import ObservedLengths
     from routoo.pool import ModelPool
 
@@ -41,11 +44,13 @@ class RoutedResponse:
     model: str
     cost_usd: float
     usage: dict[str, int]
+    call_id: str | None = None  # the call's row in the router's decision log
 
 
 @dataclass(frozen=True)
 class CallPlan:
-    """Everything one routed call needs once decided; ``deadline`` is a ``time.monotonic()`` or None."""
+    """Everything one routed call needs once decided; ``started`` and ``deadline`` (or None) are
+    ``time.monotonic()`` values; ``call_id`` names the call in the decision log."""
 
     decision: RoutingDecision
     messages: list[dict[str, Any]]
@@ -53,6 +58,8 @@ class CallPlan:
     budgets: tuple[Budget, ...]
     faults: FaultPolicy = field(default_factory=FaultPolicy)
     deadline: float | None = None
+    started: float = field(default_factory=time.monotonic)
+    call_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
 class Attempt:
@@ -103,11 +110,15 @@ class Attempt:
 
 
 class Ledger:
-    """What a router has spent; settles each answered attempt at its real cost."""
+    """What a router has spent; settles each answered attempt at its real cost and records the
+    call in ``log``, the router's decision log (None: none)."""
 
-    def __init__(self, pool: ModelPool, observed: ObservedLengths | None = None) -> None:
+    def __init__(
+        self, pool: ModelPool, observed: ObservedLengths | None = None, log: DecisionLog | None = None
+    ) -> None:
         self.pool = pool
         self.observed = observed
+        self.log = log
         self._lock = threading.Lock()
         self._spent = 0.0
 
@@ -163,8 +174,26 @@ class Ledger:
         """Settle an answered completion, record the decision on the response and wrap the result."""
         cost, usage, basis = self.settle(plan, attempt, response)
         decision = answered(plan, attempt)
-        attach(response, decision, attempt.model, cost, basis)
-        return RoutedResponse(response, decision, attempt.model, cost, usage)
+        call_id = self.record(plan, response, decision, attempt.model, cost, usage, basis)
+        return RoutedResponse(response, decision, attempt.model, cost, usage, call_id)
+
+    def record(
+        self,
+        plan: CallPlan,
+        response: Any,
+        decision: RoutingDecision,
+        model: str,
+        cost: float,
+        usage: dict[str, int],
+        basis: CostBasis,
+    ) -> str | None:
+        """Put a settled call's decision and cost on its response and in the decision log (one row
+        per call: completions and streams both end here); its ``call_id`` when logged."""
+        call_id = (
+            None if self.log is None else self.log.record(plan, decision, model, cost, usage, basis, response)
+        )
+        attach(response, decision, model, cost, basis, call_id)
+        return call_id
 
     def real_cost(self, model: str, response: ModelResponse, usage: dict[str, int]) -> float:
         """litellm's cost of the response (at the spec's prices when given), else tokens x prices."""
@@ -265,10 +294,23 @@ def answered(plan: CallPlan, attempt: Attempt) -> RoutingDecision:
     return dataclasses.replace(plan.decision, fallbacks=list(attempt.fallbacks))
 
 
-def attach(response: Any, decision: RoutingDecision, model: str, cost: float, basis: CostBasis) -> None:
-    """Record the decision and cost on the litellm response, for callers holding only it."""
+def attach(
+    response: Any,
+    decision: RoutingDecision,
+    model: str,
+    cost: float,
+    basis: CostBasis,
+    call_id: str | None = None,
+) -> None:
+    """Record the decision and cost (and the decision log's ``call_id``) on the litellm response,
+    for callers holding only it."""
     hidden = getattr(response, "_hidden_params", None)
     if not isinstance(hidden, dict):
         hidden = {}
         response._hidden_params = hidden
-    hidden["routoo"] = decision.to_dict() | {"answered_by": model, "cost_usd": cost, "cost_basis": basis}
+    hidden["routoo"] = decision.to_dict() | {
+        "answered_by": model,
+        "cost_usd": cost,
+        "cost_basis": basis,
+        "call_id": call_id,
+    }

@@ -36,6 +36,7 @@ from routoo.decision import (
     decide,
     serving_reasons,
 )
+from routoo.decision_log import DecisionLog
 from routoo.errors import ConfigError, DataError, PredictorError
 from routoo.faults import Cooldowns, FaultPolicy
 from routoo.ledger import Attempt, CallPlan, Ledger, RoutedResponse
@@ -77,7 +78,8 @@ class Router:
     back, retry or raise), how long attempts and calls may take and when a failing model
     cools down; each call may override it (``faults=``). ``litellm_params``
     go to every litellm call (a pool model's own ``litellm_params`` and the call's keywords
-    override them); the secrets among them are kept hidden (``routoo.secrets``).
+    override them); the secrets among them are kept hidden (``routoo.secrets``). ``log`` (a
+    ``DecisionLog`` or the path of its SQLite file) records every routed call once it settles.
     """
 
     def __init__(
@@ -91,6 +93,7 @@ class Router:
         litellm_params: Mapping[str, Any] | None = None,
         selector: Selector | None = None,
         faults: FaultPolicy | Mapping[str, Any] | None = None,
+        log: DecisionLog | str | Path | None = None,
     ) -> None:
         self.predictor = _load_predictor(predictor)
         # A Selector (or selector=) is the old way to give the policy; shim kept for one release.
@@ -126,7 +129,8 @@ class Router:
             if self.predictor.models[column] in getattr(self.predictor, "unlabelled_", ())
         ]
         self._check_names(self.policy)
-        self.caller = Caller(self.pool, max_fallbacks, observed=self.output_tokens.observed)
+        self.log = DecisionLog.coerce(log)
+        self.caller = Caller(self.pool, max_fallbacks, observed=self.output_tokens.observed, log=self.log)
 
     def __repr__(self) -> str:
         return f"Router(models={self.models}, predictor={type(self.predictor).__name__})"
@@ -426,6 +430,7 @@ class Router:
         *,
         stream: bool,
     ) -> CallPlan:
+        started = time.monotonic()  # the call's latency counts the routing too
         kwargs = dict(kwargs)
         shorthand = {field: kwargs.pop(field, None) for field in SHORTHAND_FIELDS}
         faults = self.faults.merged(kwargs.pop("faults", None))
@@ -453,7 +458,7 @@ class Router:
             budgets=budgets,
         )
         deadline = None if faults.call_timeout_s is None else time.monotonic() + faults.call_timeout_s
-        return CallPlan(decision, turns, kwargs, budgets, faults, deadline)
+        return CallPlan(decision, turns, kwargs, budgets, faults, deadline, started=started)
 
     def _litellm_kwargs(self, plan: CallPlan, attempt: Attempt) -> dict[str, Any]:
         spec = self.pool.specs[self.pool.index(attempt.model)]

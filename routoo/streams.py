@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from routoo.decision import RoutingDecision
-from routoo.ledger import Attempt, CallPlan, Ledger, answered, attach, measured_usage
+from routoo.ledger import Attempt, CallPlan, Ledger, answered, measured_usage
 
 if TYPE_CHECKING:
     from litellm import ModelResponse
@@ -37,6 +37,7 @@ class _StreamLedger:
         self.response: ModelResponse | None = None
         self.cost_usd: float | None = None
         self.usage: dict[str, int] | None = None
+        self.call_id: str | None = None
         self._lock = threading.Lock()
 
     def finish(self, ended: bool) -> None:
@@ -57,7 +58,9 @@ class _StreamLedger:
                     self.ledger.charge_reservation(self.attempt, "its stream ended early"),
                     "reserved",
                 )
-            attach(response, self.decision, self.model, self.cost_usd, basis)
+            self.call_id = self.ledger.record(
+                self.plan, response, self.decision, self.model, self.cost_usd, self.usage, basis
+            )
 
     def drop(self) -> None:
         """The stream was garbage-collected unclosed: charge its reservation (a no-op once settled)."""
@@ -119,6 +122,11 @@ class _RoutedChunks:
     def usage(self) -> dict[str, int] | None:
         """prompt/completion/total tokens received, once the stream is exhausted or closed."""
         return self._ledger.usage
+
+    @property
+    def call_id(self) -> str | None:
+        """The stream's row in the router's decision log once it ended or was closed; None: not logged."""
+        return self._ledger.call_id
 
     @property
     def response(self) -> ModelResponse | None:
