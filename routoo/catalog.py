@@ -152,6 +152,17 @@ class ModelCatalog:
         entry = self.resolve(name)
         return name if entry is None else entry.name
 
+    def family_members(self, name: str, among: Iterable[str]) -> list[str]:
+        """The names in ``among`` of models in ``name``'s family (empty when it has none)."""
+        entry = self.resolve(name)
+        if entry is None or not entry.family:
+            return []
+        return [
+            other
+            for other in among
+            if (found := self.resolve(other)) is not None and found.family == entry.family
+        ]
+
     def __iter__(self) -> Iterator[CatalogEntry]:
         return iter(self._entries)
 

@@ -2,14 +2,15 @@
 
 ``OutputLengths`` is learned from the answers a data set records (never from lengths a
 loader assumed, which it leaves NaN): ``log(1 + tokens)`` of model m on prompt p is
-``exp(a_m) * (w · x_p)``, with ``x_p`` the prompt's static embedding and its log length, fitted by
-alternating ridge regression over every recorded answer. The prompt's part carries what the prompt asks
-for (one letter for a multiple-choice question, a proof or an essay otherwise) and the
-model's scale how verbose it is where the prompt leaves room, so a model scored on
-one-letter benchmarks still gets a chat-length estimate for a chat prompt. The prediction
-is ``exp`` of the mean log length: the median, which is what a ratio of estimated to real
-cost should be centred on. A model
-without recorded answers gets the mean offset of its catalog family, else of all models.
+``exp(a_m) * (w · x_p)``, with ``x_p`` the prompt's static embedding and its log length,
+fitted by alternating ridge regression over every recorded answer. The prompt's part
+carries what the prompt asks for (one letter for a multiple-choice question, a proof or an
+essay otherwise) and the model's scale how verbose it is where the prompt leaves room, so
+a model scored on one-letter benchmarks still gets a chat-length estimate for a chat
+prompt. The prediction is ``exp`` of the mean log length, the median, which is what a
+ratio of estimated to real cost should be centred on, capped at the 99th percentile of
+the recorded lengths. A model without recorded answers gets the mean scale of its catalog
+family, else of all models.
 
 ``ObservedLengths`` corrects the estimates from the usage the Router sees: per model, a
 running mean of ``log(real / estimated)`` over the last ``OBSERVED_WINDOW`` calls or so
@@ -102,19 +103,12 @@ class OutputLengths:
         from routoo.catalog import default_catalog
 
         catalog = default_catalog()
-        entry = catalog.resolve(model)
-        if entry is not None:
-            if entry.name in self.offsets:
-                return self.offsets[entry.name]
-            family = [
-                value
-                for name, value in self.offsets.items()
-                if entry.family
-                and (other := catalog.resolve(name)) is not None
-                and other.family == entry.family
-            ]
-            if family:
-                return float(np.mean(family))
+        name = catalog.canonical_name(model)
+        if name in self.offsets:
+            return self.offsets[name]
+        family = catalog.family_members(model, self.offsets)
+        if family:
+            return float(np.mean([self.offsets[member] for member in family]))
         return float(np.mean(list(self.offsets.values())))
 
     def to_json(self) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
+from routoo.catalog import default_catalog
 from routoo.data.dataset import RoutingDataset
 from routoo.errors import ConfigError, DataError, PredictorLoadError
 from routoo.predictors._readout import (
@@ -172,7 +173,7 @@ class OnboardedPredictor(Predictor):
         elif like is not None:
             mean[known.index(like)], described = 1.0, f"like {like}"
         else:
-            family = _family_members(name, known)
+            family = default_catalog().family_members(name, known)
             members = family or known
             mean[[known.index(m) for m in members]] = 1.0 / len(members)
             described = f"mean of its family {family}" if family else "mean of all known models"
@@ -380,17 +381,6 @@ def _warn_if_uninformative(model: str, labels: np.ndarray) -> None:
             UserWarning,
             stacklevel=4,
         )
-
-
-def _family_members(name: str, known: list[str]) -> list[str]:
-    """Known models of ``name``'s family in the model catalog (empty when it has none)."""
-    from routoo.catalog import default_catalog
-
-    catalog = default_catalog()
-    entry = catalog.resolve(name)
-    if entry is None or not entry.family:
-        return []
-    return [m for m in known if (e := catalog.resolve(m)) is not None and e.family == entry.family]
 
 
 def _dataset_output_tokens(dataset: RoutingDataset) -> dict[str, float]:

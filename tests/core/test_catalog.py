@@ -370,3 +370,10 @@ def test_mmlu_pro_holds_the_api_runs_with_missing_records_masked(shared_data) ->
     report = evaluate(test, {"means": predicted}, cost_estimate=train.mean_cost())
     assert report.n_dropped == int((~test.mask).any(axis=1).sum()) > 0
     assert report.n_prompts + report.n_dropped == len(test)
+
+
+def test_family_members_are_found_by_any_spelling() -> None:
+    catalog = default_catalog()
+    among = ["gpt-4o", "gpt-4-1106-preview", "openai/gpt-4o-mini", "my-own-model"]
+    assert catalog.family_members("gpt-4o-mini", among) == ["gpt-4o", "openai/gpt-4o-mini"]
+    assert catalog.family_members("my-own-model", among) == []
