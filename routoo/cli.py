@@ -1,4 +1,4 @@
-"""The ``routoo`` command line: datasets, models, eval, train, onboard, probe, predict, route, calibrate.
+"""The ``routoo`` command: datasets, models, eval, train, onboard, probe, predict, route, calibrate, report.
 
 Each command imports what it needs when it runs, so that ``routoo --help`` starts at once
 and no command loads torch or litellm before it needs them.
@@ -291,6 +291,18 @@ def _calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from routoo.decision_log import DecisionLog
+    from routoo.log_report import summarise_log
+
+    report = summarise_log(DecisionLog(args.log).rows(), baseline=args.baseline)
+    print(json.dumps(report.to_dict(), indent=2) if args.json else report.table())
+    if args.plot:
+        report.plot(args.plot)
+        print(f"wrote {args.plot}", file=sys.stderr)
+    return 0
+
+
 # ----------------------------------------------------------------------------- helpers
 def _load(args: argparse.Namespace):  # -> RoutingDataset
     from routoo.data import concat_datasets, load_dataset
@@ -443,6 +455,13 @@ def _parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--value", required=True, type=float)
     calibrate.add_argument("--strong-model", help="for strong_share: the model whose share is targeted")
     calibrate.set_defaults(handler=_calibrate)
+
+    report = commands.add_parser("report", help="what routing spent, from a decision log, against one model")
+    report.add_argument("--log", required=True, help="the decision log (SQLite) to read")
+    report.add_argument("--baseline", help="the model to compare with (default: the strongest predicted)")
+    report.add_argument("--json", action="store_true", help="print the summary as JSON")
+    report.add_argument("--plot", help="write spend per model and cumulative spend as PNG")
+    report.set_defaults(handler=_report)
     return parser
 
 
