@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -44,6 +45,9 @@ SHIPPED_TABLES = Path(__file__).resolve().parent / "static_tables"
 # Tables by encoder id: one per process however many encoders (or cache folders) ask for it.
 _TABLES: dict[str, np.ndarray] = {}
 _TABLES_LOCK = threading.Lock()
+# A routing decision encodes its prompt for its quality, its answer length and its
+# familiarity: the embeddings of the last few texts encoded one at a time are kept.
+RECENT_TEXTS = 64
 
 
 class StaticEncoder:
@@ -69,6 +73,7 @@ class StaticEncoder:
         self._lock = threading.Lock()
         self._tokenizer: Any = None
         self._table: np.ndarray | None = None
+        self._recent: OrderedDict[str, np.ndarray] = OrderedDict()
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Embeddings of ``texts``: float32 array of shape (len(texts), dim).
@@ -77,6 +82,24 @@ class StaticEncoder:
         """
         if isinstance(texts, str):
             raise TypeError("encode takes a sequence of texts, not one string")
+        if len(texts) == 1:
+            return self._encode_one(texts[0])[None, :].copy()
+        return self._encode_many(texts)
+
+    def _encode_one(self, text: str) -> np.ndarray:
+        with self._lock:
+            vector = self._recent.get(text)
+            if vector is not None:
+                self._recent.move_to_end(text)
+                return vector
+        vector = self._encode_many([text])[0]
+        with self._lock:
+            self._recent[text] = vector
+            if len(self._recent) > RECENT_TEXTS:
+                self._recent.popitem(last=False)
+        return vector
+
+    def _encode_many(self, texts: Sequence[str]) -> np.ndarray:
         tokenizer, table = self._loaded()
         vectors = np.zeros((len(texts), self.dim), dtype=np.float32)
         for row, encoding in enumerate(tokenizer.encode_batch(list(texts), add_special_tokens=False)):

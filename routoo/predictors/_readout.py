@@ -226,9 +226,15 @@ def bias_shift(mean: np.ndarray, reference: np.ndarray, score: float) -> float:
 def stored_references(predictor: Predictor) -> dict[str, np.ndarray]:
     from safetensors.numpy import load_file
 
-    from routoo.predictors.registry import DEFAULT_PREDICTOR_DIR, load_default
+    from routoo.predictors._folder import check_hashes
+    from routoo.predictors.base import CONFIG_FILE, read_config
+    from routoo.predictors.registry import DEFAULT_PREDICTOR_DIR
 
     file = DEFAULT_PREDICTOR_DIR / REFERENCES_FILE
-    if not file.is_file() or predictor.train_fingerprint_ != load_default().train_fingerprint_:
+    if not file.is_file():
         return {}
+    config = read_config(DEFAULT_PREDICTOR_DIR)  # the default's config, not the whole predictor
+    if predictor.train_fingerprint_ != config["train_fingerprint"]:
+        return {}
+    check_hashes(DEFAULT_PREDICTOR_DIR, config, DEFAULT_PREDICTOR_DIR / CONFIG_FILE)
     return {name: np.asarray(array, dtype=np.float64) for name, array in load_file(file).items()}

@@ -82,7 +82,7 @@ class Predictor(ABC):
             raise DataError(f"fit takes a RoutingDataset, not {type(dataset).__name__}")
         self.models_ = list(dataset.models)
         self.train_fingerprint_ = dataset.fingerprint()
-        self.output_tokens_ = _mean_output_tokens(dataset)
+        self.output_tokens_ = mean_output_tokens(dataset)
         self.output_lengths_ = OutputLengths.fit(dataset, prompt_texts(dataset.prompts, self.prompt_view))
         self._fit(dataset)
         _warn_on_small_or_collapsed(self, dataset)
@@ -311,7 +311,8 @@ def _warn_on_small_or_collapsed(predictor: Predictor, dataset: RoutingDataset) -
         )
 
 
-def _mean_output_tokens(dataset: RoutingDataset) -> dict[str, float]:
+def mean_output_tokens(dataset: RoutingDataset) -> dict[str, float]:
+    """Each model's mean recorded output tokens in ``dataset`` (models without any left out)."""
     if dataset.output_tokens is None:
         return {}
     with warnings.catch_warnings():

@@ -39,7 +39,7 @@ from routoo.predictors._readout import (
     readout_features,
     stored_references,
 )
-from routoo.predictors.base import Predictor
+from routoo.predictors.base import Predictor, mean_output_tokens
 from routoo.predictors.constraints import Constraint, number, one_of
 from routoo.prompts import Prompt
 
@@ -139,7 +139,7 @@ class OnboardedPredictor(Predictor):
         self.output_tokens_ = dict(self.base_.output_tokens_)
         self.output_lengths_ = self.base_.output_lengths_
         if dataset is not None:
-            self.output_tokens_ |= {m: t for m, t in _dataset_output_tokens(dataset).items() if m in new}
+            self.output_tokens_ |= {m: t for m, t in mean_output_tokens(dataset).items() if m in new}
 
         inputs = None if dataset is None else readout_features(self.base_.predict(dataset.prompts))
         size = len(known) + 1
@@ -381,15 +381,6 @@ def _warn_if_uninformative(model: str, labels: np.ndarray) -> None:
             UserWarning,
             stacklevel=4,
         )
-
-
-def _dataset_output_tokens(dataset: RoutingDataset) -> dict[str, float]:
-    if dataset.output_tokens is None:
-        return {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        means = np.nanmean(dataset.output_tokens, axis=0)
-    return {m: float(v) for m, v in zip(dataset.models, means, strict=True) if np.isfinite(v)}
 
 
 def _load_base(base: str | Predictor) -> Predictor:

@@ -78,6 +78,18 @@ def random_table(encoder: StaticEncoder, size: int) -> np.ndarray:
 
 
 @pytest.mark.usefixtures("no_shipped_table")
+def test_a_text_encoded_alone_again_is_read_from_the_recent_texts(encoder: StaticEncoder) -> None:
+    texts = planted_prompts(5)[0]
+    batch = encoder.encode(texts)
+    first = encoder.encode(texts[:1])
+    first[0] = 0.0  # the caller's copy: changing it leaves the kept vector as it was
+    np.testing.assert_array_equal(encoder.encode(texts[:1])[0], batch[0])
+    assert texts[0] in encoder._recent
+    for text in [f"text {i}" for i in range(static_embeddings.RECENT_TEXTS + 1)]:
+        encoder.encode([text])
+    assert texts[0] not in encoder._recent and len(encoder._recent) == static_embeddings.RECENT_TEXTS
+
+
 def test_the_table_is_read_back_instead_of_distilled_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
