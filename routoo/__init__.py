@@ -29,6 +29,7 @@ if TYPE_CHECKING:
         PredictorError,
         PredictorLoadError,
         PriceNotFoundError,
+        RateLimitWaitError,
         RoutooError,
         UnknownModelError,
     )
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from routoo.pool import ModelSpec
     from routoo.predictors import Predictor, load_default, load_predictor, make_predictor
     from routoo.predictors.onboarded import OnboardedPredictor, probe
+    from routoo.rate_limits import ProviderLimit, RateLimiter, RateLimits
     from routoo.router import RoutedResponse, Router, RoutingDecision
     from routoo.selector import Selector, allocate_batch, calibrate
 
@@ -61,6 +63,10 @@ __all__ = [
     "PredictorError",
     "PredictorLoadError",
     "PriceNotFoundError",
+    "ProviderLimit",
+    "RateLimitWaitError",
+    "RateLimiter",
+    "RateLimits",
     "RoutedResponse",
     "Router",
     "RoutingDataset",
@@ -99,6 +105,7 @@ _EXPORTS = {
         "PredictorError",
         "PredictorLoadError",
         "PriceNotFoundError",
+        "RateLimitWaitError",
         "RoutooError",
         "UnknownModelError",
     ],
@@ -113,6 +120,7 @@ _EXPORTS = {
     "routoo.faults": ["FaultPolicy"],
     "routoo.decision_log": ["DecisionLog"],
     "routoo.predictors.onboarded": ["OnboardedPredictor", "probe"],
+    "routoo.rate_limits": ["ProviderLimit", "RateLimiter", "RateLimits"],
     "routoo.router": ["RoutedResponse", "Router", "RoutingDecision"],
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}

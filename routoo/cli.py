@@ -1,4 +1,5 @@
-"""The ``routoo`` command: datasets, models, eval, train, onboard, probe, predict, route, calibrate, report.
+"""The ``routoo`` command: datasets, models, eval, train, onboard, probe, predict, route, calibrate,
+report, label, serve.
 
 Each command imports what it needs when it runs, so that ``routoo --help`` starts at once
 and no command loads torch or litellm before it needs them.
@@ -7,12 +8,13 @@ and no command loads torch or litellm before it needs them.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from routoo.errors import ConfigError, RoutooError
 from routoo.predictors.registry import PREDICTOR_KINDS
@@ -199,11 +201,9 @@ def _probe(args: argparse.Namespace) -> int:
     predictor = load_default() if args.predictor == "default" else load_predictor(args.predictor)
     prompts = read_prompts_jsonl(args.prompts)
     chosen = probe(predictor, prompts, args.n, like=args.like)
-    text = "".join(json.dumps({"prompt": prompts[index], "line": index + 1}) + "\n" for index in chosen)
-    if args.out == "-":
-        sys.stdout.write(text)
-    else:
-        Path(args.out).write_text(text)
+    with _output(args.out) as out:
+        for index in chosen:
+            out.write(json.dumps({"prompt": prompts[index], "line": index + 1}) + "\n")
     print(
         f"picked {len(chosen)} of {len(prompts)} prompts to label first, most useful first", file=sys.stderr
     )
@@ -253,22 +253,36 @@ def _predict(args: argparse.Namespace) -> int:
         json.dumps(dict(zip(predictor.models_, map(float, row), strict=True)), allow_nan=False)
         for row in scores
     ]
-    text = "\n".join(lines) + "\n"
-    if args.out == "-":
-        sys.stdout.write(text)
-    else:
-        Path(args.out).write_text(text)
+    with _output(args.out) as out:
+        out.write("\n".join(lines) + "\n")
+    if args.out != "-":
         print(f"wrote {len(lines)} predictions to {args.out}", file=sys.stderr)
     return 0
 
 
 def _route(args: argparse.Namespace) -> int:
+    import functools
+
     from routoo.router import Router
 
+    if (args.prompt is None) == (args.prompts is None):
+        raise ConfigError("give one prompt, or a file of them with --prompts")
     policy = {"tradeoff": args.tradeoff, "quality_floor": args.quality_floor, "max_cost": args.max_cost}
-    router = Router(_models(args.models), predictor=args.model, policy=policy)
-    decision = router.route(args.prompt)
-    print(json.dumps(decision.to_dict(), indent=2))
+    build = functools.partial(Router, _models(args.models), predictor=args.model, policy=policy)
+    if args.prompt is not None:
+        print(json.dumps(build().route(args.prompt).to_dict(), indent=2))
+        return 0
+    from routoo.batch_routing import route_batch, route_batch_on_ray
+    from routoo.data import read_prompts_jsonl
+
+    prompts = read_prompts_jsonl(args.prompts)
+    if args.executor == "ray":
+        decisions = route_batch_on_ray(build, prompts, workers=args.workers, address=args.ray_address)
+    else:
+        decisions = route_batch(build(), prompts)
+    with _output(args.out) as out:
+        for decision in decisions:
+            out.write(json.dumps(decision) + "\n")
     return 0
 
 
@@ -357,6 +371,16 @@ def _params(pairs: list[str]) -> dict[str, Any]:
     return params
 
 
+@contextlib.contextmanager
+def _output(path: str) -> Iterator[TextIO]:
+    """The text file ``path`` opened for writing, or stdout for ``-``."""
+    if path == "-":
+        yield sys.stdout
+        return
+    with Path(path).open("w", encoding="utf-8") as out:
+        yield out
+
+
 def _models(text: str) -> list[Any]:
     """``a,b`` or ``gpt-4o=gpt-4-1106-preview,b``: NAME=LIKE maps a model to one the predictor knows."""
     models: list[Any] = []
@@ -364,6 +388,13 @@ def _models(text: str) -> list[Any]:
         name, _, like = item.partition("=")
         models.append({"name": name, "like": like} if like else name)
     return models
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from routoo.server import load_config, serve
+
+    serve(load_config(args.config), host=args.host, port=args.port, log_level=args.log_level)
+    return 0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -438,8 +469,13 @@ def _parser() -> argparse.ArgumentParser:
     probe.add_argument("--out", default="-", help="output JSONL (default: stdout)")
     probe.set_defaults(handler=_probe)
 
-    route = commands.add_parser("route", help="show which model a prompt would be routed to")
-    route.add_argument("prompt")
+    route = commands.add_parser("route", help="show which model a prompt (or a file of them) would go to")
+    route.add_argument("prompt", nargs="?")
+    route.add_argument("--prompts", help="route each prompt of this JSONL file instead (a decision a line)")
+    route.add_argument("--out", default="-", help="with --prompts: output JSONL (default: stdout)")
+    route.add_argument("--executor", choices=["local", "ray"], default="local", help="with --prompts")
+    route.add_argument("--workers", type=int, default=2, help="Ray workers (--executor ray)")
+    route.add_argument("--ray-address", help="the Ray cluster to join (default: a local instance)")
     route.add_argument("--models", required=True, help="comma-separated litellm names; NAME=LIKE to map")
     route.add_argument("--model", help="saved predictor directory (default: the shipped one)")
     route.add_argument("--tradeoff", type=float)
@@ -462,6 +498,17 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--json", action="store_true", help="print the summary as JSON")
     report.add_argument("--plot", help="write spend per model and cumulative spend as PNG")
     report.set_defaults(handler=_report)
+
+    serve = commands.add_parser("serve", help="serve the router behind an OpenAI-compatible HTTP API")
+    serve.add_argument("--config", help="the server config, TOML or .json (default: every default)")
+    serve.add_argument("--host", help="the address to listen on (default: the config's, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="the port to listen on (default: the config's, 8000)")
+    serve.add_argument("--log-level", default="info", help="uvicorn's log level (default: info)")
+    serve.set_defaults(handler=_serve)
+
+    from routoo.labelling.command import add_label_command
+
+    add_label_command(commands)
     return parser
 
 

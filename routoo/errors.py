@@ -53,3 +53,8 @@ class AllModelsFailedError(RoutooError):
 class DeadlineExceededError(RoutooError, TimeoutError):
     """A routed call ran out of time (its ``timeout=``) before a model answered; the last
     provider error, if any, is chained as ``__cause__``."""
+
+
+class RateLimitWaitError(RoutooError):
+    """A routed call would have to wait longer for a provider's rate limit than it has time left
+    (its ``timeout=``, else the attempt timeout); nothing was sent and nothing was booked."""

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from routoo.budget import Budget, CostBasis, Reservation, SpendRecord
 from routoo.decision import FallbackAttempt, RoutingDecision
 from routoo.faults import FaultPolicy
+from routoo.model_info import quiet_litellm
 
 if TYPE_CHECKING:
     from litellm import ModelResponse
@@ -210,10 +211,12 @@ class Ledger:
             else None
         )
         try:
-            # Priced as the pool model, as estimated: a streamed response may name it without its provider.
-            cost = litellm.completion_cost(
-                completion_response=response, model=model, custom_cost_per_token=custom
-            )
+            # Priced as the pool model, as estimated: a streamed response may name it without its
+            # provider. litellm prints a provider list for models it cannot place: kept quiet.
+            with quiet_litellm():
+                cost = litellm.completion_cost(
+                    completion_response=response, model=model, custom_cost_per_token=custom
+                )
         except Exception:  # litellm cannot price every response (unknown models, odd usage)
             cost = None
         tokens_cost = (

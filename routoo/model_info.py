@@ -33,7 +33,7 @@ def _litellm() -> ModuleType:
     return litellm
 
 
-def _quiet() -> contextlib.AbstractContextManager[object]:
+def quiet_litellm() -> contextlib.AbstractContextManager[object]:
     """litellm prints a provider list to stdout before it fails on an unknown model: keep it out."""
     return contextlib.redirect_stdout(io.StringIO())
 
@@ -41,7 +41,7 @@ def _quiet() -> contextlib.AbstractContextManager[object]:
 def model_entry(model: str) -> Mapping[str, Any]:
     """litellm's entry for ``model``, resolved as litellm resolves names; empty when it does not know it."""
     try:
-        with _quiet():
+        with quiet_litellm():
             return dict(_litellm().get_model_info(model))
     except Exception:  # litellm raises bare Exceptions for models it has not mapped
         return {}
@@ -77,7 +77,7 @@ def supports(model: str, capability: Capability) -> bool:
     if capability not in CAPABILITIES:
         raise ConfigError(f"unknown capability {capability!r}; use one of {CAPABILITIES}")
     try:
-        with _quiet():
+        with quiet_litellm():
             return bool(getattr(_litellm(), capability)(model=model))
     except Exception:  # litellm raises bare Exceptions for models and providers it does not know
         return False
@@ -86,3 +86,19 @@ def supports(model: str, capability: Capability) -> bool:
 def forget_lookups() -> None:
     """Drop litellm's cached name lookups (failed ones too), after models were registered with it."""
     _litellm().get_model_info.cache_clear()
+
+
+def provider_of(model: str, litellm_params: Mapping[str, Any]) -> str:
+    """litellm's provider of ``model`` as sent with ``litellm_params`` (its ``custom_llm_provider``,
+    ``api_base``); ``ConfigError`` when litellm cannot tell."""
+    try:
+        with quiet_litellm():
+            return _litellm().get_llm_provider(
+                model,
+                custom_llm_provider=litellm_params.get("custom_llm_provider"),
+                api_base=litellm_params.get("api_base"),
+            )[1]
+    except Exception as error:  # litellm raises its BadRequestError, or a bare Exception
+        raise ConfigError(
+            f"litellm cannot tell the provider of {model!r} to rate-limit it: {error}"
+        ) from None

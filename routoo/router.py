@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -37,15 +38,17 @@ from routoo.decision import (
     serving_reasons,
 )
 from routoo.decision_log import DecisionLog
-from routoo.errors import ConfigError, DataError, PredictorError
+from routoo.errors import ConfigError, DataError, PredictorError, RateLimitWaitError
 from routoo.faults import Cooldowns, FaultPolicy
 from routoo.ledger import Attempt, CallPlan, Ledger, RoutedResponse
+from routoo.model_info import provider_of
 from routoo.output_lengths import ExpectedOutputTokens
 from routoo.policy import RoutingPolicy, check_non_negative
 from routoo.pool import ModelPool, ModelSpec
 from routoo.predictors.base import Predictor
 from routoo.predictors.onboarded import with_priors
 from routoo.prompts import PROMPT_VIEWS, Prompt, PromptView, as_messages, prompt_text, validate_prompt
+from routoo.rate_limits import RateLimits, SupportsReserve, rate_limiter
 from routoo.secrets import hide_secrets, reveal_secrets
 from routoo.selector import Selector
 from routoo.streams import AsyncRoutedStream, RoutedStream
@@ -80,6 +83,10 @@ class Router:
     go to every litellm call (a pool model's own ``litellm_params`` and the call's keywords
     override them); the secrets among them are kept hidden (``routoo.secrets``). ``log`` (a
     ``DecisionLog`` or the path of its SQLite file) records every routed call once it settles.
+    ``rate_limits`` (a ``RateLimits``, a mapping of its fields, or a limiter with a
+    ``reserve(provider, tokens, max_wait_s=)`` method, e.g. a ``RateLimiter`` shared by several
+    routers) books every attempt in its litellm provider's requests and tokens per minute and
+    waits what it says before sending it (``routoo.rate_limits``).
     """
 
     def __init__(
@@ -94,6 +101,7 @@ class Router:
         selector: Selector | None = None,
         faults: FaultPolicy | Mapping[str, Any] | None = None,
         log: DecisionLog | str | Path | None = None,
+        rate_limits: RateLimits | Mapping[str, Any] | SupportsReserve | None = None,
     ) -> None:
         self.predictor = _load_predictor(predictor)
         # A Selector (or selector=) is the old way to give the policy; shim kept for one release.
@@ -130,7 +138,9 @@ class Router:
         ]
         self._check_names(self.policy)
         self.log = DecisionLog.coerce(log)
+        self._warned_unfamiliar = False
         self.caller = Caller(self.pool, max_fallbacks, observed=self.output_tokens.observed, log=self.log)
+        self.rate_limiter = rate_limiter(rate_limits)
 
     def __repr__(self) -> str:
         return f"Router(models={self.models}, predictor={type(self.predictor).__name__})"
@@ -273,7 +283,11 @@ class Router:
                 "the prompt is far from every prompt the predictor was trained on: its predicted "
                 "qualities are an extrapolation"
             )
-            log.warning("%s", warnings[-1])
+            # Once per router at warning level: a stream of unfamiliar traffic must not flood the
+            # logs; every decision still carries it in ``warnings``.
+            level = logging.DEBUG if self._warned_unfamiliar else logging.WARNING
+            self._warned_unfamiliar = True
+            log.log(level, "%s (further ones: see RoutingDecision.warnings)", warnings[-1])
         if self.prior_only:
             warnings.append(f"scored from a prior only, without labels: {self.prior_only}")
         return warnings
@@ -348,9 +362,13 @@ class Router:
         from routoo._litellm import litellm
 
         plan = self._plan(messages, policy, predictor_text, litellm_kwargs, stream=False)
-        return self.caller.complete(
-            plan, lambda attempt: litellm.completion(**self._litellm_kwargs(plan, attempt))
-        )
+
+        def send(attempt: Attempt) -> Any:
+            if wait := self._rate_limit_wait(plan, attempt):
+                time.sleep(wait)
+            return litellm.completion(**self._litellm_kwargs(plan, attempt))
+
+        return self.caller.complete(plan, send)
 
     async def acompletion(
         self,
@@ -367,9 +385,13 @@ class Router:
         plan = await asyncio.to_thread(
             self._plan, messages, policy, predictor_text, litellm_kwargs, stream=False
         )
-        return await self.caller.acomplete(
-            plan, lambda attempt: litellm.acompletion(**self._litellm_kwargs(plan, attempt))
-        )
+
+        async def send(attempt: Attempt) -> Any:
+            if wait := self._rate_limit_wait(plan, attempt):
+                await asyncio.sleep(wait)
+            return await litellm.acompletion(**self._litellm_kwargs(plan, attempt))
+
+        return await self.caller.acomplete(plan, send)
 
     def stream(
         self,
@@ -385,6 +407,8 @@ class Router:
         plan = self._plan(messages, policy, predictor_text, litellm_kwargs, stream=True)
 
         def open_stream(attempt: Attempt) -> tuple[Iterator[Any], Any]:
+            if wait := self._rate_limit_wait(plan, attempt):
+                time.sleep(wait)
             chunks = litellm.completion(**self._litellm_kwargs(plan, attempt))
             return chunks, next(chunks, None)
 
@@ -411,6 +435,8 @@ class Router:
         )
 
         async def open_stream(attempt: Attempt) -> tuple[AsyncIterator[Any], Any]:
+            if wait := self._rate_limit_wait(plan, attempt):
+                await asyncio.sleep(wait)
             chunks = await litellm.acompletion(**self._litellm_kwargs(plan, attempt))
             return chunks, await anext(aiter(chunks), None)
 
@@ -459,6 +485,41 @@ class Router:
         )
         deadline = None if faults.call_timeout_s is None else time.monotonic() + faults.call_timeout_s
         return CallPlan(decision, turns, kwargs, budgets, faults, deadline, started=started)
+
+    def _rate_limit_wait(self, plan: CallPlan, attempt: Attempt) -> float:
+        """Book ``attempt`` with the rate limiter; the seconds to wait before sending it.
+
+        It books the prompt's tokens plus the answer's allowance (the ``max_tokens`` sent, else
+        the expected answer), as providers count them. The wait comes out of the attempt's
+        time: a wait as long as the time left (the deadline, else the attempt timeout) books
+        nothing and raises ``RateLimitWaitError``, which is no provider error: the call layer
+        gives the attempt's money back and raises it, and no model cools down.
+        """
+        if self.rate_limiter is None:
+            return 0.0
+        sent = self._litellm_kwargs(plan, attempt)
+        provider = provider_of(attempt.model, sent)
+        allowance = sent.get("max_tokens") or sent.get("max_completion_tokens")
+        if allowance is None:
+            allowance = plan.decision.candidate(attempt.model).expected_output_tokens or 0
+        tokens = plan.decision.prompt_tokens + math.ceil(allowance)
+        time_left = attempt.timeout_s
+        wait = check_non_negative(
+            self.rate_limiter.reserve(provider, tokens, max_wait_s=time_left), "the rate limiter's wait"
+        )
+        if time_left is not None and wait >= time_left:
+            tried = "".join(f"; before it {f.model}: {f.error_type}" for f in attempt.fallbacks)
+            raise RateLimitWaitError(
+                f"{provider}'s rate limit would hold {attempt.model} {wait:.3g}s, and the call has "
+                f"{time_left:.3g}s left: nothing was sent{tried}"
+            )
+        if wait:
+            log.debug(
+                "routoo: waiting %.3gs for %s's rate limit before calling %s", wait, provider, attempt.model
+            )
+            if time_left is not None:
+                attempt.timeout_s = time_left - wait  # the provider gets what the wait leaves
+        return wait
 
     def _litellm_kwargs(self, plan: CallPlan, attempt: Attempt) -> dict[str, Any]:
         spec = self.pool.specs[self.pool.index(attempt.model)]

@@ -28,7 +28,7 @@ import json
 import random
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -143,6 +143,7 @@ class _Behaviour:
     usage: bool = True  # False: answers (and streams) carry no token usage
     latency_s: float | tuple[float, float] | None = None  # None: the provider's; a pair: uniform
     chunk_delay_s: float = 0.0  # async streams: a wait before every chunk after the first
+    answer: Callable[[list[dict[str, Any]]], str] | None = None  # None: the scripted echo
 
 
 class ScriptedLLM(CustomLLM):
@@ -190,15 +191,17 @@ class ScriptedLLM(CustomLLM):
         usage: bool = True,
         latency_s: float | tuple[float, float] | None = None,
         chunk_delay_s: float = 0.0,
+        answer: Callable[[list[dict[str, Any]]], str] | None = None,
     ) -> None:
         """How ``model`` answers from now on: ``answer_words`` words at least (longer than the
         router expects), without token usage, with this latency (a pair: uniform at random),
-        or, streaming asynchronously, with ``chunk_delay_s`` between chunks."""
+        or, streaming asynchronously, with ``chunk_delay_s`` between chunks. ``answer`` writes
+        the text from the messages (a model that knows some answers, a judge's verdict)."""
         if answer_words is not None and answer_words < 0:
             raise ConfigError(f"answer_words must be >= 0, not {answer_words!r}")
         with self._lock:
             self._behaviours[self._short_name(model)] = _Behaviour(
-                answer_words, usage, latency_s, chunk_delay_s
+                answer_words, usage, latency_s, chunk_delay_s, answer
             )
 
     def clear(self) -> None:
@@ -224,7 +227,13 @@ class ScriptedLLM(CustomLLM):
     ) -> ScriptedReply:
         """The deterministic answer of ``model``: a tool call, JSON for a schema, or a short text."""
         tool_calls = tool_calls_for(params.get("tools"), params.get("tool_choice"), messages)
-        content = None if tool_calls else answer_text(f"{self.provider}/{model}", messages, params)
+        write = self._behaviour(model).answer
+        if tool_calls:
+            content = None
+        elif write is not None:
+            content = write([dict(message) for message in messages])
+        else:
+            content = answer_text(f"{self.provider}/{model}", messages, params)
         if content is not None:
             limits = [params.get("max_tokens"), params.get("max_completion_tokens"), self._max_output(model)]
             words = None if params.get("response_format") else self._behaviour(model).answer_words

@@ -34,7 +34,9 @@ class RoutingDataset:
     ``quality`` is prompts x models in [0, 1]; NaN marks a missing record (the model did
     not answer that prompt). ``cost`` is the USD cost of each call (NaN where unknown),
     ``input_tokens`` one count per prompt, ``output_tokens`` prompts x models.
-    ``battles`` holds pairwise preferences (RouteLLM/Arena style) when the data has them.
+    ``latency_s`` the seconds each call took (prompts x models, NaN where unknown), where the
+    records come from real calls (``routoo label``). ``battles`` holds pairwise preferences
+    (RouteLLM/Arena style) when the data has them.
     ``sources`` names the set each prompt's records come from, where a dataset joins several
     (each with a grading scale, difficulty and prompt format of its own); None: one source,
     the dataset itself (``row_sources``).
@@ -51,6 +53,7 @@ class RoutingDataset:
     source_ids: list[str] | None = None
     battles: list[Battle] = field(default_factory=list)
     sources: list[str] | None = None
+    latency_s: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n, m = len(self.prompts), len(self.models)
@@ -70,10 +73,9 @@ class RoutingDataset:
             object.__setattr__(self, "cost", _matrix(self.cost, (n, m), "cost", self.name))
             if np.any(self.cost[~np.isnan(self.cost)] < 0):
                 raise DataError(f"dataset {self.name!r}: a cost is negative")
-        if self.output_tokens is not None:
-            object.__setattr__(
-                self, "output_tokens", _matrix(self.output_tokens, (n, m), "output_tokens", self.name)
-            )
+        for table in ("output_tokens", "latency_s"):
+            if getattr(self, table) is not None:
+                object.__setattr__(self, table, _matrix(getattr(self, table), (n, m), table, self.name))
         if self.input_tokens is not None:
             object.__setattr__(
                 self, "input_tokens", _matrix(self.input_tokens, (n,), "input_tokens", self.name)
@@ -126,6 +128,7 @@ class RoutingDataset:
             cost=None if self.cost is None else self.cost[rows],
             input_tokens=None if self.input_tokens is None else self.input_tokens[rows],
             output_tokens=None if self.output_tokens is None else self.output_tokens[rows],
+            latency_s=None if self.latency_s is None else self.latency_s[rows],
             categories=None if self.categories is None else [self.categories[i] for i in rows],
             source_ids=None if self.source_ids is None else [self.source_ids[i] for i in rows],
             sources=sources,
@@ -146,6 +149,7 @@ class RoutingDataset:
             quality=self.quality[:, columns],
             cost=None if self.cost is None else self.cost[:, columns],
             output_tokens=None if self.output_tokens is None else self.output_tokens[:, columns],
+            latency_s=None if self.latency_s is None else self.latency_s[:, columns],
             battles=[b for b in self.battles if b.model_a in keep and b.model_b in keep],
         )
 

@@ -1,8 +1,9 @@
 """Routoo's own data format: one JSON object per line, scores or pairwise preferences.
 
 A score line: ``{"prompt": str | [{"role", "content"}, ...], "scores": {model: 0..1 | null},
-"costs": {model: usd}?, "output_tokens": {model: int}?, "input_tokens": int?, "category": str?,
-"id": str?}``. A ``null`` (or absent) score is a missing record. A missing cost is computed as
+"costs": {model: usd}?, "output_tokens": {model: int}?, "latency_s": {model: seconds}?,
+"input_tokens": int?, "category": str?, "id": str?}`` (``routoo label`` writes costs, tokens
+and latencies of real calls). A ``null`` (or absent) score is a missing record. A missing cost is computed as
 input tokens x input price + output tokens x output price, with prices from a ``PriceBook``
 and, where the line gives no ``output_tokens``, ``DEFAULT_OUTPUT_TOKENS`` (the length itself
 then stays unknown: NaN in ``RoutingDataset.output_tokens``).
@@ -40,7 +41,9 @@ from routoo.errors import DataError, DatasetNotFoundError, PriceNotFoundError
 from routoo.pricing import PriceBook
 from routoo.prompts import Prompt, validate_prompt
 
-SCORE_FIELDS = frozenset({"prompt", "scores", "costs", "output_tokens", "input_tokens", "category", "id"})
+SCORE_FIELDS = frozenset(
+    {"prompt", "scores", "costs", "output_tokens", "latency_s", "input_tokens", "category", "id"}
+)
 PREFERENCE_FIELDS = frozenset({"prompt", "model_a", "model_b", "winner", "category", "id"})
 # Arena exports mark a tie where both answers were bad as "tie (bothbad)": for routing, a tie.
 WINNERS = {"model_a": "model_a", "model_b": "model_b", "tie": "tie", "tie (bothbad)": "tie"}
@@ -55,7 +58,7 @@ def load_jsonl(path: str | Path, prices: Prices = None, name: str | None = None)
     battles: list[Battle] = []
     first_row_of: dict[str, int] = {}
     models: dict[str, None] = {}  # ordered set
-    for line, record in _records(path):
+    for line, record in read_records(path):
         where = f"{path}:{line}"
         if not isinstance(record, dict):
             raise DataError(f"{where}: expected a JSON object")
@@ -65,7 +68,7 @@ def load_jsonl(path: str | Path, prices: Prices = None, name: str | None = None)
             row = _score_row(record, where, default_id=f"{path.name}:{line}")
             first_row_of.setdefault(key, len(rows))
             rows.append(row)
-            models.update(dict.fromkeys([*row.scores, *row.costs, *row.output_tokens]))
+            models.update(dict.fromkeys([*row.scores, *row.costs, *row.output_tokens, *row.latency_s]))
         elif "winner" in record:
             model_a, model_b, winner = _preference(record, where)
             if key not in first_row_of:
@@ -93,7 +96,7 @@ def read_prompts_jsonl(path: str | Path) -> list[Prompt]:
     if not path.is_file():
         raise DatasetNotFoundError(f"{path} does not exist")
     prompts = []
-    for line, record in _records(path):
+    for line, record in read_records(path):
         prompt = record.get("prompt") if isinstance(record, dict) else None
         validate_prompt(prompt, where=f"{path}:{line}")
         prompts.append(prompt)
@@ -116,7 +119,8 @@ def save_jsonl(dataset: RoutingDataset, path: str | Path) -> None:
                     m: _finite_or_none(q) for m, q in zip(dataset.models, dataset.quality[index], strict=True)
                 },
             }
-            for key, table in (("costs", dataset.cost), ("output_tokens", dataset.output_tokens)):
+            tables = (("costs", dataset.cost), ("output_tokens", dataset.output_tokens))
+            for key, table in (*tables, ("latency_s", dataset.latency_s)):
                 if table is not None:
                     values = {
                         m: _plain(v)
@@ -142,7 +146,7 @@ def save_jsonl(dataset: RoutingDataset, path: str | Path) -> None:
             out.write(json.dumps(preference, ensure_ascii=False) + "\n")
 
 
-def _records(path: Path) -> Iterator[tuple[int, Any]]:
+def read_records(path: Path) -> Iterator[tuple[int, Any]]:
     """``(line number, value)`` of each non-blank line, read strictly (see the module docstring)."""
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
@@ -193,6 +197,7 @@ class _Row:
     scores: dict[str, float | None] = field(default_factory=dict)  # None: named, but no record
     costs: dict[str, float] = field(default_factory=dict)
     output_tokens: dict[str, float] = field(default_factory=dict)
+    latency_s: dict[str, float] = field(default_factory=dict)
     input_tokens: float | None = None
 
 
@@ -203,6 +208,7 @@ def _score_row(record: dict[str, Any], where: str, default_id: str) -> _Row:
     scores = _model_numbers(record["scores"], "scores", where, upper=1.0, nullable=True)
     costs = _model_numbers(record.get("costs", {}), "costs", where)
     output_tokens = _model_numbers(record.get("output_tokens", {}), "output_tokens", where)
+    latency_s = _model_numbers(record.get("latency_s", {}), "latency_s", where)
     input_tokens = record.get("input_tokens")
     if input_tokens is not None and (
         isinstance(input_tokens, bool)
@@ -218,6 +224,7 @@ def _score_row(record: dict[str, Any], where: str, default_id: str) -> _Row:
         scores=scores,
         costs=costs,
         output_tokens=output_tokens,
+        latency_s=latency_s,
         input_tokens=input_tokens,
     )
 
@@ -279,7 +286,7 @@ def _dataset(
     prompts = [row.prompt for row in rows]
     column = {model: index for index, model in enumerate(models)}
     shape = (len(rows), len(models))
-    quality, cost, output_tokens = np.full(shape, np.nan), np.full(shape, np.nan), np.full(shape, np.nan)
+    quality, cost, output_tokens, latency_s = (np.full(shape, np.nan) for _ in range(4))
     input_tokens = np.array([np.nan if row.input_tokens is None else row.input_tokens for row in rows])
     unknown_length = np.isnan(input_tokens)
     if unknown_length.any():
@@ -293,6 +300,8 @@ def _dataset(
             quality[index, column[model]] = row.scores[model]
         for model, tokens in row.output_tokens.items():
             output_tokens[index, column[model]] = tokens
+        for model, seconds in row.latency_s.items():
+            latency_s[index, column[model]] = seconds
         for model, usd in row.costs.items():
             cost[index, column[model]] = usd
         for model in scored:
@@ -314,6 +323,7 @@ def _dataset(
         cost=None if np.isnan(cost).all() else cost,
         input_tokens=input_tokens,
         output_tokens=None if np.isnan(output_tokens).all() else output_tokens,
+        latency_s=None if np.isnan(latency_s).all() else latency_s,
         categories=[row.category for row in rows],
         source_ids=[row.source_id for row in rows],
         battles=[

@@ -48,6 +48,7 @@ def concat_datasets(datasets: Sequence[RoutingDataset], name: str | None = None)
         cost=stacked("cost"),
         input_tokens=input_tokens,
         output_tokens=stacked("output_tokens"),
+        latency_s=stacked("latency_s"),
         categories=[
             f"{d.name}/{category}" if category is not None else d.name
             for d in datasets
