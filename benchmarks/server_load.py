@@ -224,7 +224,9 @@ def readme_block(result: dict[str, Any]) -> str:
                 if result["ledger_synchronous"] == "full"
                 else "(written through, synced at checkpoints)"
             )
-            + " and the decision log; streams through the official `openai` client.",
+            + " and the decision log; streams through the official `openai` client, which runs in the "
+            "server's process (one GIL on these 2 cores), so the overhead below counts the client's "
+            "HTTP and event parsing too.",
             "",
             "| measure | p50 | p99 |",
             "|---|---|---|",
@@ -232,7 +234,7 @@ def readme_block(result: dict[str, Any]) -> str:
             f"{overhead['server']['p99_ms']:.1f} ms |",
             f"| the same streams straight from the provider | {overhead['direct']['p50_ms']:.1f} ms | "
             f"{overhead['direct']['p99_ms']:.1f} ms |",
-            f"| the server's own overhead per request | {overhead['overhead_p50_ms']:.1f} ms | "
+            f"| overhead per request (server, HTTP, client) | {overhead['overhead_p50_ms']:.1f} ms | "
             f"{overhead['overhead_p99_ms']:.1f} ms |",
             f"| {loaded['streams']} streams at once, each to its end | {latency['p50_ms']:.0f} ms | "
             f"{latency['p99_ms']:.0f} ms |",

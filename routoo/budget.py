@@ -72,7 +72,8 @@ class Budget:
     """A thread- and asyncio-safe spend ledger with a USD limit.
 
     ``expected_calls`` (soft mode) is how many calls the budget should last; without
-    it, soft pressure grows with the share of the limit already used.
+    it, soft pressure grows with the share of the limit already used. ``spent_usd`` is what
+    was spent before this object existed (a budget restored from a durable ledger).
     """
 
     def __init__(
@@ -81,6 +82,7 @@ class Budget:
         mode: BudgetMode = "hard",
         expected_calls: int | None = None,
         name: str | None = None,
+        spent_usd: float = 0.0,
     ) -> None:
         self.limit_usd = check_non_negative(limit_usd, "limit_usd", optional=False)
         if mode not in ("hard", "soft"):
@@ -93,7 +95,7 @@ class Budget:
         self.expected_calls = expected_calls
         self.name = name or f"${self.limit_usd:g} {mode} budget"
         self._lock = threading.Lock()  # held only for arithmetic, so asyncio code may take it too
-        self._spent = 0.0
+        self._spent = check_non_negative(spent_usd, "spent_usd", optional=False)
         self._open: dict[int, float] = {}
         self._records: list[SpendRecord] = []
 

@@ -159,10 +159,9 @@ class DurableBudget(Budget):
         mode: BudgetMode = "hard",
         spent_usd: float = 0.0,
     ) -> None:
-        super().__init__(limit_usd, mode, name=f"key {key!r}")
+        super().__init__(limit_usd, mode, name=f"key {key!r}", spent_usd=spent_usd)
         self.ledger = ledger
         self.key = key
-        self._spent = float(spent_usd)  # restored: Budget starts from nothing
 
     def reserve(self, estimate_usd: float, why: str = "") -> Reservation:
         reservation = super().reserve(estimate_usd, why)
