@@ -24,6 +24,7 @@ from routoo.decision import FallbackAttempt
 from routoo.errors import AllModelsFailedError, BudgetExceededError, DeadlineExceededError
 from routoo.faults import Cooldowns, classify
 from routoo.ledger import Attempt, CallPlan, Ledger, RoutedResponse
+from routoo.secrets import redact, secret_texts
 
 if TYPE_CHECKING:
     from litellm import ModelResponse
@@ -191,11 +192,14 @@ class Attempts:
 
     def _record(self, model: str, error: BaseException) -> None:
         self.last_error = error
-        self.fallbacks.append(FallbackAttempt(model, type(error).__name__, str(error)))
+        # A provider may echo the key it was sent; the decision (and so logs, responses) must not.
+        message = redact(str(error), self.caller.secrets | secret_texts(self.plan.kwargs))
+        self.fallbacks.append(FallbackAttempt(model, type(error).__name__, message))
 
 
 class Caller:
-    """A router's way of calling: its ledger, its cooldowns, and how many models a call may fall back to."""
+    """A router's way of calling: its ledger, its cooldowns, how many models a call may fall back
+    to, and the secret texts (``routoo.secrets.secret_texts``) no error message may keep."""
 
     def __init__(
         self,
@@ -204,10 +208,12 @@ class Caller:
         cooldowns: Cooldowns | None = None,
         observed: ObservedLengths | None = None,
         log: DecisionLog | None = None,
+        secrets: frozenset[str] = frozenset(),
     ) -> None:
         self.ledger = Ledger(pool, observed, log)
         self.max_fallbacks = max_fallbacks
         self.cooldowns = Cooldowns() if cooldowns is None else cooldowns
+        self.secrets = secrets  # the router's and its models' secret texts, kept out of error messages
 
     def run(self, plan: CallPlan, send: Callable[[Attempt], Sent]) -> tuple[Attempt, Sent]:
         """``send`` each attempt in turn until one succeeds; the attempt that answered and its result."""

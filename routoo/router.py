@@ -49,7 +49,7 @@ from routoo.predictors.base import Predictor
 from routoo.predictors.onboarded import with_priors
 from routoo.prompts import PROMPT_VIEWS, Prompt, PromptView, as_messages, prompt_text, validate_prompt
 from routoo.rate_limits import RateLimits, SupportsReserve, rate_limiter
-from routoo.secrets import hide_secrets, reveal_secrets
+from routoo.secrets import hide_secrets, reveal_secrets, secret_texts
 from routoo.selector import Selector
 from routoo.streams import AsyncRoutedStream, RoutedStream
 from routoo.tokens import count_prompt_tokens
@@ -139,7 +139,10 @@ class Router:
         self._check_names(self.policy)
         self.log = DecisionLog.coerce(log)
         self._warned_unfamiliar = False
-        self.caller = Caller(self.pool, max_fallbacks, observed=self.output_tokens.observed, log=self.log)
+        secrets = secret_texts(self.litellm_params, *(spec.litellm_params for spec in self.pool.specs))
+        self.caller = Caller(
+            self.pool, max_fallbacks, observed=self.output_tokens.observed, log=self.log, secrets=secrets
+        )
         self.rate_limiter = rate_limiter(rate_limits)
 
     def __repr__(self) -> str:

@@ -38,6 +38,9 @@ SECRET_WORDS = frozenset(
 )
 # Parameters holding HTTP headers, searched for secret headers.
 HEADER_PARAMS = frozenset({"extra_headers", "headers"})
+REDACTED = "**********"
+# Shorter secret texts are not redacted: they would blank out ordinary words of a message.
+MIN_REDACTED_LENGTH = 8
 SECRET_TYPES = (SecretStr, SecretBytes, Secret)
 
 _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
@@ -69,6 +72,26 @@ def without_secrets(params: Mapping[str, Any]) -> dict[str, Any]:
         elif not (isinstance(value, SECRET_TYPES) or is_secret_name(name)):
             kept[name] = value
     return kept
+
+
+def secret_texts(*params: Mapping[str, Any]) -> frozenset[str]:
+    """The text of every secret in ``params`` (wrapped or not), and each long word of it (the key
+    in "Bearer <key>"): what ``redact`` removes from a provider's error message."""
+    texts: set[str] = set()
+    for given in params:
+        for name, value in reveal_secrets(hide_secrets(given)).items():
+            if name in HEADER_PARAMS and isinstance(value, Mapping):
+                texts |= secret_texts(value)
+            elif isinstance(value, str) and is_secret_name(name):
+                texts |= {value, *(word for word in value.split() if len(word) >= MIN_REDACTED_LENGTH)}
+    return frozenset(text for text in texts if len(text) >= MIN_REDACTED_LENGTH)
+
+
+def redact(text: str, secrets: frozenset[str]) -> str:
+    """``text`` with every one of ``secrets`` in it replaced by ``REDACTED``, longest first."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    return text
 
 
 def _hidden(name: str, value: Any) -> Any:

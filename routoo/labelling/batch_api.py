@@ -94,6 +94,17 @@ def batch_price(router: Router, model: str) -> ModelPrice:
     )
 
 
+def cost_scale(router: Router, model: str) -> float:
+    """The most a batched call of ``model`` costs per USD of the same call sent live (the larger
+    of the input and output price ratios, so that a bound scaled by it never understates)."""
+    spec = router.pool.specs[router.pool.index(model)]
+    price = batch_price(router, model)
+    return max(
+        _ratio(price.input_cost_per_token, spec.input_cost_per_token or 0.0),
+        _ratio(price.output_cost_per_token, spec.output_cost_per_token or 0.0),
+    )
+
+
 class BatchApiExecutor:
     """Sends each model's jobs as one batch through its provider's batch API (OpenAI, Azure).
 
@@ -110,6 +121,9 @@ class BatchApiExecutor:
 
     def __repr__(self) -> str:
         return f"BatchApiExecutor({self.store!r}, poll_interval_s={self.poll_interval_s:g})"
+
+    def cost_scale(self, router: Router, model: str) -> float:
+        return cost_scale(router, model)
 
     def run(
         self,
@@ -184,11 +198,9 @@ class _Target:
             "input_cost_per_token_batches": price.input_cost_per_token,
             "output_cost_per_token_batches": price.output_cost_per_token,
         }
-        scale = max(
-            _ratio(price.input_cost_per_token, spec.input_cost_per_token or 0.0),
-            _ratio(price.output_cost_per_token, spec.output_cost_per_token or 0.0),
+        return cls(
+            model, provider, provider_model, connection, request, price, cost_scale(router, model), cost_info
         )
-        return cls(model, provider, provider_model, connection, request, price, scale, cost_info)
 
     def line(self, job: CallJob, max_tokens: int | None) -> str:
         """``job`` as one request of the batch's input file."""

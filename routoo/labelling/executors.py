@@ -28,6 +28,11 @@ StopReason = Literal["budget"] | None
 
 
 class Executor(Protocol):
+    """Sends jobs (``run``); ``cost_scale`` is what a call sent this way costs per USD of the
+    router's estimate of it (1, except through a batch API)."""
+
+    def cost_scale(self, router: Router, model: str) -> float: ...
+
     def run(
         self,
         router: Router,
@@ -49,6 +54,9 @@ class LocalExecutor:
 
     def __repr__(self) -> str:
         return f"LocalExecutor(concurrency={self.concurrency})"
+
+    def cost_scale(self, router: Router, model: str) -> float:
+        return 1.0
 
     def run(
         self,

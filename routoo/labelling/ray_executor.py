@@ -66,6 +66,9 @@ class RayExecutor:
     def __repr__(self) -> str:
         return f"RayExecutor(workers={self.workers}, concurrency={self.concurrency})"
 
+    def cost_scale(self, router: Router, model: str) -> float:
+        return 1.0
+
     def run(
         self,
         router: Router,

@@ -184,15 +184,17 @@ class Labeller:
     def estimate(self, tasks: Sequence[LabelTask], store: LabelStore) -> CostEstimate:
         """What the calls ``run`` would send still cost, estimated as the router estimates
         any call (its learned output lengths, ``max_tokens`` as a cap). Judge calls on answers
-        not yet given are priced with a stand-in answer of the expected length."""
+        not yet given are priced with a stand-in answer of the expected length; calls sent
+        through a batch API at its price (``Executor.cost_scale``)."""
         tasks = _checked(tasks)
         calls: Counter[str] = Counter()
         cost: Counter[str] = Counter()
         for jobs in (self.answer_jobs(tasks, store), self._judge_jobs_to_come(tasks, store)):
             for model, job_list in jobs_by_model(jobs).items():
                 _, estimated = self.router.estimate([job.messages for job in job_list], self.max_tokens)
+                scale = self.executor.cost_scale(self.router, model)  # a batch API's discount
                 calls[model] += len(job_list)
-                cost[model] += float(estimated[:, self.router.models.index(model)].sum())
+                cost[model] += scale * float(estimated[:, self.router.models.index(model)].sum())
         return CostEstimate(dict(calls), dict(cost))
 
     def _judge_jobs_to_come(self, tasks: Sequence[LabelTask], store: LabelStore) -> list[CallJob]:

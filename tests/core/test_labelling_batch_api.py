@@ -75,6 +75,13 @@ def test_batched_labels_equal_the_local_executors_at_the_batch_price(
     graders = [RegexMatch(), RubricJudge(JUDGE)]
     local_store = LabelStore(tmp_path / "local.sqlite")
     local = Labeller(Router(pool, fitted()), graders, [FIRST, SECOND], executor=LocalExecutor(4))
+    # The dry run prices batched calls at the batch price: half, here.
+    estimates = [
+        labeller.estimate(tasks, s)
+        for labeller, s in ((batched(pool, store, *graders), store), (local, local_store))
+    ]
+    assert estimates[0].calls == estimates[1].calls
+    assert estimates[0].total_usd == pytest.approx(estimates[1].total_usd / 2)
     local_summary = local.run(tasks, local_store)
     server.clear()
     labeller = batched(pool, store, *graders)

@@ -220,3 +220,37 @@ def test_the_provider_gets_the_spec_key_over_the_router_key(planted_dataset, tmp
         secret("router"),
         secret("call"),
     ]
+
+
+def test_a_provider_error_echoing_a_key_keeps_no_key_in_the_decision(
+    planted_dataset, tmp_path_factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from routoo._litellm import litellm
+
+    register = recording_provider()
+    sent = litellm.completion
+
+    def echoing(**kwargs: object) -> object:
+        if kwargs["model"] != "scripted/tiny":  # the others fail, quoting what they were sent
+            headers = kwargs.get("extra_headers") or {}
+            raise litellm.InternalServerError(
+                f"upstream rejected key {kwargs.get('api_key')} with {headers}", "scripted", kwargs["model"]
+            )
+        return sent(**kwargs)
+
+    monkeypatch.setattr(litellm, "completion", echoing)
+    pool = [
+        {"name": "scripted/small", "like": "math-model", "litellm_params": {"api_key": secret("spec")}},
+        {
+            "name": "scripted/large",
+            "like": "big-model",
+            "litellm_params": {"extra_headers": {"Authorization": f"Bearer {secret('header')}"}},
+        },
+        {"name": "scripted/tiny", "like": "poet-model"},
+    ]
+    router = Router(pool, saved_predictor(planted_dataset, tmp_path_factory), max_fallbacks=3)
+    routed = router.completion(MATH_PROMPT, policy={"quality_floor": 0.99}, api_key=secret("call"))
+    assert routed.model == "scripted/tiny" and len(routed.decision.fallbacks) == 2
+    assert all("upstream rejected key **********" in f.message for f in routed.decision.fallbacks)
+    assert leaks(routed.decision, routed.decision.to_dict()) == []
+    assert [request["api_key"] for request in register.requests] == [secret("call")]  # the key was sent
