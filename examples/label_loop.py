@@ -101,10 +101,8 @@ def main(out: Path) -> dict[str, Any]:
 
     # 2. Labels for the pool and the new model, graded by the judge, under a hard budget.
     router = Router([*POOL, NEW_MODEL])
-    tasks, logged = tasks_from_log(log)
     store = LabelStore(out / "labels.sqlite")
-    for task in tasks:  # the answers the log already holds are not bought again
-        store.add_answer(task.id, task.answered_by, logged[task.id])
+    tasks = tasks_from_log(log, store)  # the answers the log holds go in the store: not bought again
     labeller = Labeller(
         router, [RubricJudge("scripted/large")], ["scripted/small", "scripted/large", NEW_MODEL]
     )

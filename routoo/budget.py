@@ -161,6 +161,14 @@ class Budget:
             self._spent += actual
             self._records.append(record)
 
+    def charge(self, actual_usd: float, record: SpendRecord) -> None:
+        """Add a cost paid under a reservation held elsewhere (another process's budget for the
+        same money): it counts as spent here too, even above the limit."""
+        actual = check_non_negative(actual_usd, "actual_usd", optional=False)
+        with self._lock:
+            self._spent += actual
+            self._records.append(record)
+
     def release(self, reservation: Reservation) -> None:
         """Give a failed call's reservation back (a no-op if it is no longer open)."""
         with self._lock:

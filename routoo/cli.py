@@ -268,7 +268,7 @@ def _route(args: argparse.Namespace) -> int:
     if (args.prompt is None) == (args.prompts is None):
         raise ConfigError("give one prompt, or a file of them with --prompts")
     policy = {"tradeoff": args.tradeoff, "quality_floor": args.quality_floor, "max_cost": args.max_cost}
-    build = functools.partial(Router, _models(args.models), predictor=args.model, policy=policy)
+    build = functools.partial(Router, pool_from_text(args.models), predictor=args.model, policy=policy)
     if args.prompt is not None:
         print(json.dumps(build().route(args.prompt).to_dict(), indent=2))
         return 0
@@ -291,7 +291,7 @@ def _calibrate(args: argparse.Namespace) -> int:
     from routoo.router import Router
     from routoo.selector import calibrate
 
-    router = Router(_models(args.models), predictor=args.model)
+    router = Router(pool_from_text(args.models), predictor=args.model)
     prompts = read_prompts_jsonl(args.prompts)
     quality, cost = router.estimate(prompts)
     if args.strong_model and args.strong_model not in router.models:
@@ -381,7 +381,7 @@ def _output(path: str) -> Iterator[TextIO]:
         yield out
 
 
-def _models(text: str) -> list[Any]:
+def pool_from_text(text: str) -> list[Any]:
     """``a,b`` or ``gpt-4o=gpt-4-1106-preview,b``: NAME=LIKE maps a model to one the predictor knows."""
     models: list[Any] = []
     for item in filter(None, (part.strip() for part in text.split(","))):

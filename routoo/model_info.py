@@ -11,6 +11,7 @@ litellm is imported on first use, so that importing the price book stays cheap.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 from collections.abc import Mapping
 from types import ModuleType
@@ -86,19 +87,28 @@ def supports(model: str, capability: Capability) -> bool:
 def forget_lookups() -> None:
     """Drop litellm's cached name lookups (failed ones too), after models were registered with it."""
     _litellm().get_model_info.cache_clear()
+    _provider_route.cache_clear()
+
+
+def provider_route(model: str, litellm_params: Mapping[str, Any]) -> tuple[str, str]:
+    """Where litellm sends ``model`` with ``litellm_params`` (its ``custom_llm_provider``,
+    ``api_base``): the model as its provider names it, and the provider; ``ConfigError`` when
+    litellm cannot tell."""
+    return _provider_route(model, litellm_params.get("custom_llm_provider"), litellm_params.get("api_base"))
+
+
+@functools.lru_cache(maxsize=1024)  # asked before every rate-limited attempt: once per model is enough
+def _provider_route(model: str, custom_llm_provider: str | None, api_base: str | None) -> tuple[str, str]:
+    try:
+        with quiet_litellm():
+            provider_model, provider, _, _ = _litellm().get_llm_provider(
+                model, custom_llm_provider=custom_llm_provider, api_base=api_base
+            )
+    except Exception as error:  # litellm raises its BadRequestError, or a bare Exception
+        raise ConfigError(f"litellm cannot tell the provider of {model!r}: {error}") from None
+    return provider_model, provider
 
 
 def provider_of(model: str, litellm_params: Mapping[str, Any]) -> str:
-    """litellm's provider of ``model`` as sent with ``litellm_params`` (its ``custom_llm_provider``,
-    ``api_base``); ``ConfigError`` when litellm cannot tell."""
-    try:
-        with quiet_litellm():
-            return _litellm().get_llm_provider(
-                model,
-                custom_llm_provider=litellm_params.get("custom_llm_provider"),
-                api_base=litellm_params.get("api_base"),
-            )[1]
-    except Exception as error:  # litellm raises its BadRequestError, or a bare Exception
-        raise ConfigError(
-            f"litellm cannot tell the provider of {model!r} to rate-limit it: {error}"
-        ) from None
+    """litellm's provider of ``model`` as sent with ``litellm_params`` (``provider_route``)."""
+    return provider_route(model, litellm_params)[1]

@@ -500,9 +500,10 @@ class Router:
         """
         if self.rate_limiter is None:
             return 0.0
-        sent = self._litellm_kwargs(plan, attempt)
-        provider = provider_of(attempt.model, sent)
-        allowance = sent.get("max_tokens") or sent.get("max_completion_tokens")
+        spec = self.pool.specs[self.pool.index(attempt.model)]
+        params = {**self.litellm_params, **spec.litellm_params, **plan.kwargs}  # secrets stay hidden
+        provider = provider_of(attempt.model, params)
+        allowance = params.get("max_tokens") or params.get("max_completion_tokens")
         if allowance is None:
             allowance = plan.decision.candidate(attempt.model).expected_output_tokens or 0
         tokens = plan.decision.prompt_tokens + math.ceil(allowance)

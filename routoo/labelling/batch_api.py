@@ -35,9 +35,7 @@ exchange with the provider, read in order.)
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
-import io
 import json
 import logging
 import math
@@ -172,15 +170,7 @@ class _Target:
         index = router.pool.index(model)
         spec = router.pool.specs[index]
         params = {**router.litellm_params, **spec.litellm_params}
-        try:
-            with contextlib.redirect_stdout(io.StringIO()):  # litellm prints a provider list as it fails
-                provider_model, provider, _, _ = litellm.get_llm_provider(
-                    model,
-                    custom_llm_provider=params.get("custom_llm_provider"),
-                    api_base=params.get("api_base"),
-                )
-        except Exception as error:  # litellm raises its BadRequestError, or a bare Exception
-            raise ConfigError(f"litellm cannot tell the provider of {model!r}: {error}") from None
+        provider_model, provider = model_info.provider_route(model, params)
         if provider not in BATCH_PROVIDERS:
             raise ConfigError(
                 f"{model} is served by {provider!r}, and the batch API executor sends batches to "

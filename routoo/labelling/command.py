@@ -82,12 +82,12 @@ def build_router(
 
 def _label(args: argparse.Namespace) -> int:
     from routoo.budget import Budget
-    from routoo.cli import _models
+    from routoo.cli import pool_from_text
     from routoo.decision_log import DecisionLog
     from routoo.labelling import Labeller, LabelStore, LocalExecutor, parse_grader, read_tasks, tasks_from_log
 
     graders = [parse_grader(spec) for spec in args.grader]
-    labelled = _models(args.models)
+    labelled = pool_from_text(args.models)
     names = [model if isinstance(model, str) else model["name"] for model in labelled]
     extra = [g.judge_model for g in graders] + [g.reference_model for g in graders]
     pool = labelled + [model for model in dict.fromkeys(extra) if model is not None and model not in names]
@@ -113,13 +113,7 @@ def _label(args: argparse.Namespace) -> int:
             factory, workers=args.workers, concurrency=args.concurrency, address=args.ray_address
         )
     labeller = Labeller(router, graders, names, max_tokens=args.max_tokens, executor=executor)
-    if args.prompts:
-        tasks = read_tasks(args.prompts)
-    else:
-        tasks, logged = tasks_from_log(DecisionLog(args.from_log))
-        for task in tasks:
-            if task.id in logged and task.answered_by in names:
-                store.add_answer(task.id, task.answered_by, logged[task.id])
+    tasks = read_tasks(args.prompts) if args.prompts else tasks_from_log(DecisionLog(args.from_log), store)
     estimate = labeller.estimate(tasks, store)
     if args.dry_run:
         print(json.dumps({"calls_left": estimate.calls, "estimated_cost_usd": estimate.cost_usd}, indent=2))

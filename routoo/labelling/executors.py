@@ -68,21 +68,12 @@ class LocalExecutor:
     ) -> StopReason:
         if not jobs:
             return None
-        return asyncio.run(self._run(router, jobs, on_result, budget, max_tokens))
-
-    async def _run(
-        self,
-        router: Router,
-        jobs: Sequence[CallJob],
-        on_result: Callable[[CallResult], None],
-        budget: Budget | None,
-        max_tokens: int | None,
-    ) -> StopReason:
         queue = list(reversed(jobs))  # popped from the end: jobs go out in order
-        stopped: list[StopReason] = []
+        stopped = False
         bar = tqdm(total=len(jobs), desc="calls", unit="call", disable=not self.progress)
 
         async def worker() -> None:
+            nonlocal stopped
             while queue and not stopped:
                 job = queue.pop()
                 try:
@@ -90,14 +81,17 @@ class LocalExecutor:
                 except BudgetExceededError as error:
                     if not stopped:  # once: the other workers stop on the same flag
                         log.warning("routoo label: stopping, the budget does not fit another call: %s", error)
-                    stopped.append("budget")
+                    stopped = True
                     return
                 on_result(result)
                 bar.update()
 
-        try:
+        async def send_all() -> None:
             with budget_scope(budget):  # the workers' tasks copy this context, so its budget
                 await asyncio.gather(*(worker() for _ in range(min(self.concurrency, len(jobs)))))
+
+        try:
+            asyncio.run(send_all())
         finally:
             bar.close()
-        return stopped[0] if stopped else None
+        return "budget" if stopped else None

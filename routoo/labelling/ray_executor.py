@@ -15,14 +15,13 @@ provider for every worker).
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from routoo.budget import Budget, Reservation, SpendRecord
-from routoo.errors import BudgetExceededError, ConfigError
+from routoo.errors import ConfigError
 from routoo.labelling.executors import LocalExecutor, StopReason
 from routoo.labelling.jobs import CallJob, CallResult
 from routoo.rate_limits import RateLimiter
@@ -30,7 +29,6 @@ from routoo.rate_limits import RateLimiter
 if TYPE_CHECKING:
     from routoo.router import Router
 
-log = logging.getLogger(__name__)
 # The result field that marks a job a worker did not send because the budget was spent.
 NOT_SENT = "not sent: the budget does not fit another call"
 
@@ -108,21 +106,14 @@ class RayExecutor:
                 stopped = "budget"
                 continue
             if budget is not None and result.error is None:
-                _mirror(budget, result)
+                # The actor enforced the limit; the driver's Budget shows the spend too, so the
+                # same Budget given to a later run starts from what is left.
+                record = SpendRecord(
+                    result.job.model, result.cost_usd, result.prompt_tokens, result.completion_tokens
+                )
+                budget.charge(result.cost_usd, record)
             on_result(result)
         return stopped
-
-
-def _mirror(budget: Budget, result: CallResult) -> None:
-    """Charge the driver's ``budget`` what a worker spent (the actor enforced the limit), so the
-    same Budget given to a later run starts from what is left."""
-    record = SpendRecord(result.job.model, result.cost_usd, result.prompt_tokens, result.completion_tokens)
-    try:
-        budget.settle(budget.reserve(0.0), result.cost_usd, record)
-    except BudgetExceededError:  # an answer billed above its bound spent past the limit already
-        log.warning(
-            "routoo label: %s spent past the budget's limit (billed above its bound)", result.job.model
-        )
 
 
 class _Worker:

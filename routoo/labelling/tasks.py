@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from routoo.data.jsonl import read_records
 from routoo.errors import DataError, DatasetNotFoundError
-from routoo.labelling.store import StoredAnswer
+from routoo.labelling.store import LabelStore, StoredAnswer
 from routoo.prompts import Prompt, validate_prompt
 
 if TYPE_CHECKING:
@@ -94,13 +94,13 @@ def read_tasks(path: str | Path) -> list[LabelTask]:
     return tasks
 
 
-def tasks_from_log(log: DecisionLog) -> tuple[list[LabelTask], dict[str, StoredAnswer]]:
-    """Tasks from the calls ``log`` kept the text of, with their feedback, and the answers the
-    log already holds (call id -> answer), so labelling them pays for no call twice.
+def tasks_from_log(log: DecisionLog, store: LabelStore) -> list[LabelTask]:
+    """Tasks from the calls ``log`` kept the text of, with their feedback; the answers the log
+    holds go into ``store`` as the answering model's, so labelling them pays for no call twice.
 
     Feedback becomes ``LabelTask.feedback``: a score as given, thumbs up 1 and down 0.
     """
-    tasks, answers = [], {}
+    tasks = []
     skipped = 0
     for row in log.rows():
         if row["prompt"] is None:
@@ -117,7 +117,7 @@ def tasks_from_log(log: DecisionLog) -> tuple[list[LabelTask], dict[str, StoredA
             )
         )
         if row["answer"] is not None:
-            answers[row["call_id"]] = StoredAnswer(
+            logged = StoredAnswer(
                 row["answer"],
                 row["cost_usd"],
                 row["prompt_tokens"],
@@ -125,6 +125,7 @@ def tasks_from_log(log: DecisionLog) -> tuple[list[LabelTask], dict[str, StoredA
                 row["latency_s"],
                 source="log",
             )
+            store.add_answer(row["call_id"], row["answered_by"], logged)
     if skipped:
         log_module.warning(
             "routoo label: %d logged calls kept no text (DecisionLog(record_text=False)); they are left out",
@@ -134,4 +135,4 @@ def tasks_from_log(log: DecisionLog) -> tuple[list[LabelTask], dict[str, StoredA
         raise DataError(
             f"{log.path} holds no call with its text: log with DecisionLog(..., record_text=True)"
         )
-    return tasks, answers
+    return tasks

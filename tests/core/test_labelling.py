@@ -191,11 +191,10 @@ def test_feedback_in_the_decision_log_labels_the_model_that_answered_without_cal
     routed = [traffic.completion(question) for question, _ in QUESTIONS[:4]]
     log.add_feedback(routed[0].call_id, thumbs=True)
     log.add_feedback(routed[1].call_id, score=0.25)
-    tasks, logged = tasks_from_log(DecisionLog(tmp_path / "calls.sqlite"))
+    tasks = tasks_from_log(DecisionLog(tmp_path / "calls.sqlite"), store)
     assert [task.id for task in tasks] == [r.call_id for r in routed]
-    assert set(logged) == {task.id for task in tasks}
-    for task in tasks:
-        store.add_answer(task.id, task.answered_by, logged[task.id])
+    assert set(store.answers()) == {(r.call_id, r.model) for r in routed}
+    assert {a.source for a in store.answers().values()} == {"log"}
     before = len(llm.calls)
     labeller = Labeller(traffic, [FEEDBACK], [routed[0].model])
     labeller.run(tasks, store)
